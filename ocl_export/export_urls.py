@@ -1,0 +1,3 @@
+"""Routes of the export feature (filled in by the export resource)."""
+
+urlpatterns: list = []

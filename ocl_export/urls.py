@@ -1,0 +1,19 @@
+"""The API is mounted at the host root: OpenMRS counts the slashes of the subscription URL.
+
+Every pattern accepts its path with and without the trailing slash (APPEND_SLASH is off).
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+handler400 = "ocl_export.errors.json_400"
+handler403 = "ocl_export.errors.json_403"
+handler404 = "ocl_export.errors.json_404"
+handler500 = "ocl_export.errors.json_500"
+
+urlpatterns = [
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    # export routes first: ".../:version/export/" must not be read as a concept path
+    path("", include("ocl_export.export_urls")),
+    path("", include("repos.urls")),
+]

@@ -1,0 +1,435 @@
+"""The one representation of OCL JSON: versions, repositories, concepts, mappings.
+
+Both the read API (``GET .../:version/?includeConcepts=true...``) and the export job call
+:func:`stream_version`, so the archive's ``export.json`` equals the REST body by construction.
+
+The hot path reads rows with plain SQL in keyset batches (no model instances), takes names,
+descriptions and extras as stored JSON text (``orjson.Fragment``, never parsed), and yields
+bytes batch by batch: memory stays flat whatever the version's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection
+
+from repos.models import ConceptVersion, MappingVersion, Repository, RepositoryVersion
+
+DUMPS_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes; datetimes as ISO 8601 in UTC with ``Z`` (naive ones are taken as UTC)."""
+    return orjson.dumps(value, option=DUMPS_OPTIONS)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else dumps(value)[1:-1].decode()
+
+
+# --- names and descriptions: one canonical shape, applied when they are written --------------
+
+NAME_KEYS = ("uuid", "name", "external_id", "type", "locale", "locale_preferred", "name_type")
+DESCRIPTION_KEYS = ("uuid", "description", "external_id", "type", "locale", "locale_preferred", "description_type")
+
+
+def _canonical_localized(items: Iterable[dict] | None, keys: tuple[str, ...], type_name: str) -> list[dict]:
+    out = []
+    for item in items or []:
+        row = {key: item.get(key) for key in keys}
+        row["type"] = type_name
+        row["locale_preferred"] = bool(item.get("locale_preferred") or False)
+        out.append(row)
+    return out
+
+
+def names_json(names: Iterable[dict] | None) -> str:
+    """The stored JSON text of a concept's names, keys in the contract's order."""
+    return orjson.dumps(_canonical_localized(names, NAME_KEYS, "ConceptName")).decode()
+
+
+def descriptions_json(descriptions: Iterable[dict] | None) -> str:
+    return orjson.dumps(_canonical_localized(descriptions, DESCRIPTION_KEYS, "ConceptDescription")).decode()
+
+
+def extras_json(extras: dict | None) -> str:
+    """Extras are always an object (v1 files may say null)."""
+    return orjson.dumps(extras if isinstance(extras, dict) else {}, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# --- owners and repositories ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What every item of one source repeats: computed once per source, not once per row."""
+
+    source: str
+    source_url: str
+    owner: str
+    owner_type: str
+    owner_url: str
+
+
+def source_info(repository: Repository) -> SourceInfo:
+    return SourceInfo(
+        source=repository.mnemonic,
+        source_url=repository.url,
+        owner=repository.owner_mnemonic,
+        owner_type=repository.owner_type,
+        owner_url=repository.owner_url,
+    )
+
+
+class SourceInfoCache(dict):
+    def __missing__(self, source_id: int) -> SourceInfo:
+        info = source_info(Repository.objects.select_related("owner_org", "owner_user").get(pk=source_id))
+        self[source_id] = info
+        return info
+
+
+def repository_dict(repository: Repository) -> dict[str, Any]:
+    """A source or collection (its live HEAD metadata), as nested in a version and at its URL."""
+    url = repository.url
+    return {
+        "type": repository.type_label,
+        "uuid": repository.uuid,
+        "id": repository.mnemonic,
+        "short_code": repository.mnemonic,
+        "name": repository.name,
+        "full_name": repository.full_name,
+        "description": repository.description,
+        f"{repository.type_label.lower()}_type": repository.type_name,
+        "custom_validation_schema": repository.custom_validation_schema,
+        "public_access": repository.public_access,
+        "default_locale": repository.default_locale,
+        "supported_locales": repository.supported_locales,
+        "website": repository.website,
+        "url": url,
+        "owner": repository.owner_mnemonic,
+        "owner_type": repository.owner_type,
+        "owner_url": repository.owner_url,
+        "created_on": repository.created_on,
+        "updated_on": repository.updated_on,
+        "created_by": repository.created_by,
+        "updated_by": repository.updated_by,
+        "extras": repository.extras if isinstance(repository.extras, dict) else {},
+        "external_id": repository.external_id,
+        "versions_url": f"{url}versions/",
+        "concepts_url": f"{url}concepts/",
+        "mappings_url": f"{url}mappings/",
+    }
+
+
+def version_dict(version: RepositoryVersion) -> dict[str, Any]:
+    """A repository version's own keys, in the contract's order, ending with the nested repository."""
+    repository = version.repository
+    label = repository.type_label
+    url = repository.url
+    version_url = version.url
+    previous = version.previous_version
+    return {
+        "type": f"{label} Version",
+        "uuid": version.uuid,
+        "id": version.version,
+        "short_code": repository.mnemonic,
+        "name": repository.name,
+        "full_name": repository.full_name,
+        "description": version.description,
+        f"{label.lower()}_type": repository.type_name,
+        "custom_validation_schema": repository.custom_validation_schema,
+        "public_access": repository.public_access,
+        "default_locale": repository.default_locale,
+        "supported_locales": repository.supported_locales,
+        "website": repository.website,
+        "url": url,
+        "owner": repository.owner_mnemonic,
+        "owner_type": repository.owner_type,
+        "owner_url": repository.owner_url,
+        "retired": version.retired,
+        "version_url": version_url,
+        "previous_version_url": previous.url if previous is not None else None,
+        "created_on": version.created_on,
+        "updated_on": version.updated_on,
+        "created_by": version.created_by,
+        "updated_by": version.updated_by,
+        "extras": version.extras if isinstance(version.extras, dict) else {},
+        "external_id": version.external_id,
+        "version": version.version,
+        "released": version.released,
+        "concepts_url": f"{version_url}concepts/",
+        "mappings_url": f"{version_url}mappings/",
+        label.lower(): repository_dict(repository),
+    }
+
+
+def versions_list_item(version: RepositoryVersion) -> dict[str, Any]:
+    """An entry of ``GET .../versions``: the version without its nested repository."""
+    data = version_dict(version)
+    data.pop(version.repository.type_label.lower())
+    return data
+
+
+# --- concepts and mappings: SQL columns and the dicts built from them ------------------------
+
+CONCEPT_COLUMNS = (
+    "id", "source_id", "mnemonic", "uuid", "external_id", "concept_class", "datatype", "display_name",
+    "display_locale", "names", "descriptions", "extras", "retired", "retire_reason", "created_on",
+    "updated_on", "version_created_on", "version_created_by", "update_comment", "is_latest_version",
+    "previous_version_uuid",
+)  # fmt: skip
+
+MAPPING_COLUMNS = (
+    "id", "source_id", "mnemonic", "uuid", "external_id", "retired", "retire_reason", "map_type",
+    "from_concept_code", "from_concept_name", "from_concept_url", "to_concept_code", "to_concept_name",
+    "to_concept_url", "from_source_owner", "from_source_owner_type", "from_source_url", "from_source_name",
+    "to_source_owner", "to_source_owner_type", "to_source_url", "to_source_name", "sort_weight", "extras",
+    "update_comment", "created_on", "updated_on", "created_by", "updated_by", "is_latest_version",
+)  # fmt: skip
+
+Fragment = orjson.Fragment
+
+
+def concept_item(row: tuple, sources: SourceInfoCache) -> dict[str, Any]:
+    (
+        _pk, source_id, mnemonic, uuid, external_id, concept_class, datatype, display_name, display_locale,
+        names, descriptions, extras, retired, retire_reason, created_on, updated_on, version_created_on,
+        version_created_by, update_comment, is_latest_version, previous_version_uuid,
+    ) = row  # fmt: skip
+    info = sources[source_id]
+    url = f"{info.source_url}concepts/{mnemonic}/"
+    return {
+        "type": "Concept",
+        "uuid": uuid,
+        "id": mnemonic,
+        "external_id": external_id,
+        "concept_class": concept_class,
+        "datatype": datatype,
+        "display_name": display_name,
+        "display_locale": display_locale,
+        "names": Fragment(names),
+        "descriptions": Fragment(descriptions),
+        "extras": Fragment(extras),
+        "retired": bool(retired),
+        "retire_reason": retire_reason,
+        "source": info.source,
+        "source_url": info.source_url,
+        "owner": info.owner,
+        "owner_type": info.owner_type,
+        "owner_url": info.owner_url,
+        "version": uuid,
+        "created_on": created_on,
+        "updated_on": updated_on,
+        "version_created_on": version_created_on,
+        "version_created_by": version_created_by,
+        "update_comment": update_comment,
+        "is_latest_version": bool(is_latest_version),
+        "url": url,
+        "version_url": f"{url}{uuid}/",
+        "previous_version_url": f"{url}{previous_version_uuid}/" if previous_version_uuid else None,
+    }
+
+
+def mapping_item(row: tuple, sources: SourceInfoCache) -> dict[str, Any]:
+    (
+        _pk, source_id, mnemonic, uuid, external_id, retired, retire_reason, map_type,
+        from_concept_code, from_concept_name, from_concept_url, to_concept_code, to_concept_name,
+        to_concept_url, from_source_owner, from_source_owner_type, from_source_url, from_source_name,
+        to_source_owner, to_source_owner_type, to_source_url, to_source_name, sort_weight, extras,
+        update_comment, created_on, updated_on, created_by, updated_by, is_latest_version,
+    ) = row  # fmt: skip
+    info = sources[source_id]
+    url = f"{info.source_url}mappings/{mnemonic}/"
+    return {
+        "type": "Mapping",
+        "uuid": uuid,
+        "id": mnemonic,
+        "external_id": external_id,
+        "retired": bool(retired),
+        "retire_reason": retire_reason,
+        "map_type": map_type,
+        "source": info.source,
+        "owner": info.owner,
+        "owner_type": info.owner_type,
+        "owner_url": info.owner_url,
+        "from_concept_code": from_concept_code,
+        "from_concept_name": from_concept_name,
+        "from_concept_url": from_concept_url,
+        "to_concept_code": to_concept_code,
+        "to_concept_name": to_concept_name,
+        "to_concept_url": to_concept_url,
+        "from_source_owner": from_source_owner,
+        "from_source_owner_type": from_source_owner_type,
+        "from_source_url": from_source_url,
+        "from_source_name": from_source_name,
+        "to_source_owner": to_source_owner,
+        "to_source_owner_type": to_source_owner_type,
+        "to_source_url": to_source_url,
+        "to_source_name": to_source_name,
+        "url": url,
+        "version": uuid,
+        "version_url": f"{url}{uuid}/",
+        "is_latest_version": bool(is_latest_version),
+        "sort_weight": sort_weight,
+        "extras": Fragment(extras),
+        "update_comment": update_comment,
+        "created_on": created_on,
+        "updated_on": updated_on,
+        "created_by": created_by,
+        "updated_by": updated_by,
+    }
+
+
+@dataclass(frozen=True)
+class ItemKind:
+    key: str  # "concepts" / "mappings"
+    table: str
+    membership: str
+    member_column: str
+    columns: tuple[str, ...]
+    build: Callable[[tuple, SourceInfoCache], dict[str, Any]]
+
+
+CONCEPTS = ItemKind(
+    "concepts",
+    ConceptVersion._meta.db_table,
+    "repos_version_concepts",
+    "conceptversion_id",
+    CONCEPT_COLUMNS,
+    concept_item,
+)
+MAPPINGS = ItemKind(
+    "mappings",
+    MappingVersion._meta.db_table,
+    "repos_version_mappings",
+    "mappingversion_id",
+    MAPPING_COLUMNS,
+    mapping_item,
+)
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """What the read API's query parameters select; the export uses :data:`EVERYTHING`."""
+
+    include_concepts: bool = False
+    include_mappings: bool = False
+    include_retired: bool = False
+    updated_since: datetime | None = None
+    offset: int = 0
+    limit: int | None = None  # None: everything
+
+
+EVERYTHING = ItemFilter(include_concepts=True, include_mappings=True, include_retired=True)
+
+
+def _where(kind: ItemKind, version_id: int, item_filter: ItemFilter) -> tuple[str, list[Any]]:
+    clauses = ["m.repositoryversion_id = %s"]
+    params: list[Any] = [version_id]
+    if not item_filter.include_retired:
+        clauses.append("i.retired = %s")
+        params.append(False)
+    if item_filter.updated_since is not None:
+        clauses.append("i.updated_on >= %s")
+        params.append(item_filter.updated_since)
+    return " AND ".join(clauses), params
+
+
+def count_items(kind: ItemKind, version: RepositoryVersion, item_filter: ItemFilter) -> int:
+    where, params = _where(kind, version.pk, item_filter)
+    sql = f"SELECT COUNT(*) FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} WHERE {where}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def iter_rows(
+    kind: ItemKind, version: RepositoryVersion, item_filter: ItemFilter, batch_size: int | None = None
+) -> Iterator[list[tuple]]:
+    """Batches of rows in a fixed order (by row id), read by keyset so each batch is one index scan."""
+    batch_size = batch_size or settings.EXPORT_BATCH_SIZE
+    where, base_params = _where(kind, version.pk, item_filter)
+    columns = ", ".join(f"i.{column}" for column in kind.columns)
+    sql = (
+        f"SELECT {columns} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
+        f"WHERE {where} AND m.{kind.member_column} > %s ORDER BY m.{kind.member_column} LIMIT %s"
+    )
+    remaining = item_filter.limit
+    offset = item_filter.offset
+    last_id = 0
+    if offset:
+        # Skip to the offset once, then continue by keyset.
+        skip_sql = (
+            f"SELECT m.{kind.member_column} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
+            f"WHERE {where} ORDER BY m.{kind.member_column} LIMIT 1 OFFSET %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(skip_sql, [*base_params, offset - 1])
+            found = cursor.fetchone()
+        if found is None:
+            return
+        last_id = found[0]
+    while remaining is None or remaining > 0:
+        size = batch_size if remaining is None else min(batch_size, remaining)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*base_params, last_id, size])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        if remaining is not None:
+            remaining -= len(rows)
+        if len(rows) < size:
+            return
+        last_id = rows[-1][0]
+
+
+def stream_version(
+    version: RepositoryVersion,
+    item_filter: ItemFilter = EVERYTHING,
+    on_progress: Callable[[int], None] | None = None,
+    batch_size: int | None = None,
+) -> Iterator[bytes]:
+    """The body of ``GET .../:version/?...``: the version's keys, then concepts, mappings, references.
+
+    ``on_progress`` is called with the number of items written after every batch.
+    """
+    head = dumps(version_dict(version))
+    yield head[:-1]
+    sources = SourceInfoCache()
+    done = 0
+    for kind, wanted in ((CONCEPTS, item_filter.include_concepts), (MAPPINGS, item_filter.include_mappings)):
+        if not wanted:
+            continue
+        yield f',"{kind.key}":['.encode()
+        separator = b""
+        build = kind.build
+        for rows in iter_rows(kind, version, item_filter, batch_size):
+            yield separator + b",".join([orjson.dumps(build(row, sources), option=DUMPS_OPTIONS) for row in rows])
+            separator = b","
+            done += len(rows)
+            if on_progress is not None:
+                on_progress(done)
+        yield b"]"
+    if not version.repository.is_source:
+        yield b',"references":' + dumps(version.references or [])
+    yield b"}"
+
+
+def single_item(kind: ItemKind, pk: int) -> dict[str, Any]:
+    """One concept or mapping version, in exactly the shape it has inside a version."""
+    columns = ", ".join(f"i.{column}" for column in kind.columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {kind.table} i WHERE i.id = %s", [pk])
+        row = cursor.fetchone()
+    return kind.build(row, SourceInfoCache())
+
+
+def item_bytes(kind: ItemKind, pk: int) -> bytes:
+    return dumps(single_item(kind, pk))

@@ -1,0 +1,3 @@
+"""Routes of the read API (filled in by the read API)."""
+
+urlpatterns: list = []

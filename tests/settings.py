@@ -1,0 +1,16 @@
+"""Test settings: the real settings, pointed at PostgreSQL and a Redis database of the tests' own.
+
+The environment still wins, so CI or a developer can aim the suite elsewhere.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ocl_export")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+os.environ.setdefault("EXPORT_ON_VERSION_CREATE", "False")
+
+from ocl_export.settings import *  # noqa: E402,F403
+
+SECRET_KEY = "tests-only-secret-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EXPORT_STORAGE_DIR = VAR_DIR / "test-exports"  # noqa: F405
