@@ -1,6 +1,17 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 
 class OclExportConfig(AppConfig):
     name = "ocl_export"
     verbose_name = "Repository version exports"
+
+    def ready(self) -> None:
+        # Imported here because models and jobs need the app registry ready.
+        from repos.signals import version_created
+
+        from .models import Export
+        from .receivers import delete_archive, export_new_version
+
+        version_created.connect(export_new_version, dispatch_uid="ocl_export.export_new_version")
+        post_delete.connect(delete_archive, sender=Export, dispatch_uid="ocl_export.delete_archive")

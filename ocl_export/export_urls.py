@@ -1,3 +1,31 @@
-"""Routes of the export feature (filled in by the export resource)."""
+"""Routes of the export feature, included before the read API's.
 
-urlpatterns: list = []
+APPEND_SLASH is off: OpenMRS asks for ``.../export`` and must be answered directly, so every
+pattern accepts the path with and without its trailing slash.
+"""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path, re_path
+
+from .views import DownloadView, ExportStatusView, ExportView
+
+SEGMENT = r"[^/]+"
+REPO_VERSION = rf"(?P<repo_type>sources|collections)/(?P<repo>{SEGMENT})/(?P<version>{SEGMENT})"
+
+urlpatterns: list[URLPattern] = [
+    re_path(
+        rf"^(?P<owner_kind>orgs|users)/(?P<owner>{SEGMENT})/{REPO_VERSION}/export/?$",
+        ExportView.as_view(),
+        name="export",
+    ),
+    # "/user/...": the caller's own account
+    re_path(rf"^(?P<owner_kind>user)/{REPO_VERSION}/export/?$", ExportView.as_view(), name="export-self"),
+    path("exports/jobs/<int:pk>/", ExportStatusView.as_view(), name="export-status"),
+    path("exports/jobs/<int:pk>", ExportStatusView.as_view()),
+    re_path(
+        rf"^exports/download/(?P<token>{SEGMENT})/(?P<file_name>{SEGMENT})$",
+        DownloadView.as_view(),
+        name="export-download",
+    ),
+]

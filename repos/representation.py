@@ -358,7 +358,9 @@ def iter_rows(
     columns = ", ".join(f"i.{column}" for column in kind.columns)
     sql = (
         f"SELECT {columns} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
-        f"WHERE {where} AND m.{kind.member_column} > %s ORDER BY m.{kind.member_column} LIMIT %s"
+        # The same bound on both sides of the join: without i.id's, PostgreSQL may merge-join from
+        # the item table's first row on every batch, which makes a full read quadratic.
+        f"WHERE {where} AND m.{kind.member_column} > %s AND i.id > %s ORDER BY m.{kind.member_column} LIMIT %s"
     )
     remaining = item_filter.limit
     offset = item_filter.offset
@@ -378,7 +380,7 @@ def iter_rows(
     while remaining is None or remaining > 0:
         size = batch_size if remaining is None else min(batch_size, remaining)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*base_params, last_id, size])
+            cursor.execute(sql, [*base_params, last_id, last_id, size])
             rows = cursor.fetchall()
         if not rows:
             return
@@ -395,12 +397,14 @@ def stream_version(
     item_filter: ItemFilter = EVERYTHING,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int | None = None,
+    top: dict[str, Any] | None = None,
 ) -> Iterator[bytes]:
     """The body of ``GET .../:version/?...``: the version's keys, then concepts, mappings, references.
 
-    ``on_progress`` is called with the number of items written after every batch.
+    ``top`` replaces the version's own keys (the repository detail streams HEAD's items under the
+    repository's representation). ``on_progress`` is called with the items written after every batch.
     """
-    head = dumps(version_dict(version))
+    head = dumps(top if top is not None else version_dict(version))
     yield head[:-1]
     sources = SourceInfoCache()
     done = 0

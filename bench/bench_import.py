@@ -1,0 +1,125 @@
+"""Import benchmark: items/s, wall time and peak RSS of ``import_file`` at two file sizes.
+
+    .venv/bin/python bench/bench_import.py                  # 100k and 1M items
+    .venv/bin/python bench/bench_import.py --sizes 20000 200000
+
+For each size it generates (or reuses) a synthetic CIEL-like .tgz under bench/out/, recreates the
+PostgreSQL database ``ocl_bench_import`` (BENCH_DATABASE_URL names the server), migrates it, and
+imports the file in a child process that reports its own peak RSS. Then it prints the ratio of the
+two runs: the target is >= 20,000 items/s and a peak RSS that does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.generate_ciel import generate  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DATABASE = "ocl_bench_import"
+
+# Runs in the child: import, then report the child's own figures as one JSON line.
+CHILD = """
+import json, resource, sys, time, django
+django.setup()
+from repos.importers import import_file
+started = time.monotonic()
+summary = import_file(sys.argv[1], quiet=True)
+print(json.dumps({
+    "seconds": time.monotonic() - started, "items": summary.items, "status": summary.status,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "phases": summary.phases,
+}))
+"""
+
+
+def database_url() -> str:
+    parts = urlsplit(SERVER_URL)
+    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+
+
+def recreate_database() -> None:
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+
+
+def drop_database() -> None:
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="ocl_export.settings",
+        DATABASE_URL=database_url(),
+        EXPORT_ON_VERSION_CREATE="False",  # measure the import, not an export job
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def run_once(path: Path) -> dict:
+    recreate_database()
+    env = child_env()
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sample_file(items: int, seed: int) -> Path:
+    path = OUT / f"CIEL_v-bench.20240101000000.{items}.tgz"
+    if not path.exists():
+        print(f"generating {path.name} ...", flush=True)
+        generate(path, items, seed)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs=2, default=[100_000, 1_000_000], help="items (concepts+mappings)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    args = parser.parse_args()
+    results = []
+    try:
+        for items in args.sizes:
+            path = sample_file(items, args.seed)
+            result = run_once(path)
+            rate = result["items"] / result["seconds"]
+            results.append((items, rate, result))
+            phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result["phases"].items())
+            print(
+                f"{items:>9,} items  {path.stat().st_size / 1e6:7.1f} MB tgz  wall {result['seconds']:7.1f} s  "
+                f"{rate:9,.0f} items/s  peak RSS {result['peak_rss_mb']:6.0f} MB  ({phases})",
+                flush=True,
+            )
+    finally:
+        if not args.keep:
+            drop_database()
+    (small, small_rate, small_result), (large, large_rate, large_result) = results
+    print(
+        f"ratio {large // small}x items: items/s x{large_rate / small_rate:.2f}, "
+        f"wall x{large_result['seconds'] / small_result['seconds']:.1f}, "
+        f"peak RSS x{large_result['peak_rss_mb'] / small_result['peak_rss_mb']:.2f}"
+    )
+    target = "met" if large_rate >= 20_000 else "NOT met"
+    print(f"target >= 20,000 items/s at {large:,} items: {target}")
+
+
+if __name__ == "__main__":
+    main()

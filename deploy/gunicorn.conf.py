@@ -1,0 +1,59 @@
+"""Gunicorn settings for the OCL export API, read from the environment.
+
+gthread workers: a ``limit=0`` read streams a whole repository version (a million items for CIEL)
+and can take minutes. A sync worker would be killed by ``timeout`` mid-stream, because it cannot
+heartbeat while a request runs. A gthread worker keeps heartbeating from its main thread while
+request threads stream, so ``timeout`` only catches a worker that is truly stuck, and one slow
+stream occupies one thread rather than a whole process.
+
+Each request thread may hold a database connection (DATABASE_CONN_MAX_AGE keeps it open), so a
+machine opens up to WEB_CONCURRENCY x GUNICORN_THREADS connections to PostgreSQL: size
+``max_connections`` (or a pooler) for the sum over all web machines plus the workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
+workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 8)
+
+# Seconds a worker may go without heartbeating before the arbiter kills it (not a request limit
+# for gthread; see above).
+timeout = _int("GUNICORN_TIMEOUT", 120)
+# On restart or shutdown, how long in-flight requests (long streams) get to finish.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 300)
+# Behind a load balancer, keep connections open a little longer than its idle timeout expects.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+
+# Recycling workers now and then caps slow leaks; jitter keeps them from restarting together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max(0, max_requests // 10)
+
+# The heartbeat file on a RAM disk: in containers /tmp may be an overlay that stalls on fsync,
+# which would look like a stuck worker.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# Gunicorn's control socket (gunicornc) defaults to one path per user in $HOME, so two servers on a
+# machine would take each other's; off unless a path is given.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# The app is imported in each worker (not preloaded): DB connections and Redis sockets must not be
+# shared across fork.
+preload_app = False

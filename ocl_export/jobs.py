@@ -1,0 +1,227 @@
+"""Queueing an export (the request side) and running it (the RQ job).
+
+The request side claims the (version, format) row inside a transaction and enqueues only after the
+commit, so a worker never picks up a job whose row it cannot see. The job reloads its row, claims it
+with a compare-and-set, heartbeats while it works, and publishes the archive before it marks the row
+completed: a completed row always has its object in storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+from rq import get_current_job
+
+from repos.models import RepositoryVersion
+from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, count_items
+
+from .archive import archive_file_name
+from .errors import Conflict, ServiceUnavailable
+from .models import Export, ExportState
+from .produce import produce_archive
+from .queue import enqueue_export_job
+from .storage import StorageError, export_key, get_storage
+
+logger = logging.getLogger(__name__)
+
+# Worth another attempt: the archive itself was fine, the world around it was not.
+TEMPORARY_ERRORS: tuple[type[BaseException], ...] = (StorageError, OperationalError, ConnectionError, TimeoutError)
+PROGRESS_EVERY = 1.0  # seconds between progress writes: a row update per batch would be wasteful
+
+
+# --- the request side ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueOutcome:
+    export: Export
+    queued: bool  # False: the export was already completed, nothing queued
+
+
+def queue_export(version: RepositoryVersion, fmt: str, user: Any) -> QueueOutcome:
+    """Create (or re-arm a failed) export of ``version`` and queue its job after the commit.
+
+    Raises Conflict when an export is already pending or processing (or a concurrent request won
+    the race), ServiceUnavailable when Redis does not take the job (the row is then failed).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        export = Export.objects.filter(version=version, format=fmt).first()
+        if export is None:
+            try:
+                # A savepoint, so the unique constraint's verdict does not poison the transaction.
+                with transaction.atomic():
+                    export = Export.create_pending(version, fmt, user, now)
+            except IntegrityError as exc:
+                raise Conflict() from exc
+        elif export.state == ExportState.COMPLETED:
+            return QueueOutcome(export, queued=False)
+        elif export.is_active or not export.requeue(user, now):
+            raise Conflict()
+        transaction.on_commit(partial(enqueue_or_fail, export))
+    return QueueOutcome(export, queued=True)
+
+
+def enqueue_or_fail(export: Export) -> None:
+    """Runs right after the commit. A row must not claim a job that Redis never took."""
+    try:
+        enqueue_export_job(export.pk, export.job_id)
+    except ServiceUnavailable:
+        export.transition(
+            ExportState.FAILED,
+            expect_job_id=export.job_id,
+            error="The job queue was unavailable; request the export again.",
+            finished_on=timezone.now(),
+        )
+        raise
+
+
+# --- the job -------------------------------------------------------------------------------
+
+
+class Heartbeat(threading.Thread):
+    """Touches ``heartbeat_on`` every interval on its own database connection, so the reaper can
+    tell a slow export from a dead worker even while the job thread is busy in one long query."""
+
+    def __init__(self, export_id: int, job_id: str, interval: float) -> None:
+        super().__init__(name=f"export-{export_id}-heartbeat", daemon=True)
+        self.export_id = export_id
+        self.job_id = job_id
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    Export.objects.filter(pk=self.export_id, job_id=self.job_id, state=ExportState.PROCESSING).update(
+                        heartbeat_on=timezone.now()
+                    )
+                except OperationalError:
+                    # A missed beat is what the reaper is for; the next one may get through.
+                    logger.warning("export %s: heartbeat failed", self.export_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=self.interval + 5)
+
+
+class ProgressReporter:
+    """``on_progress`` for produce_archive: writes items_done at most every PROGRESS_EVERY seconds."""
+
+    def __init__(self, export: Export) -> None:
+        self.export = export
+        self.last_write = 0.0
+
+    def __call__(self, items_done: int) -> None:
+        current = time.monotonic()
+        if current - self.last_write < PROGRESS_EVERY:
+            return
+        self.last_write = current
+        Export.objects.filter(pk=self.export.pk, job_id=self.export.job_id, state=ExportState.PROCESSING).update(
+            items_done=items_done
+        )
+
+
+def run_export(export_id: int) -> dict[str, Any]:
+    """The RQ job: produce the archive of one export row and record the outcome on the row."""
+    export = (
+        Export.objects.select_related("version__repository__owner_org", "version__repository__owner_user")
+        .filter(pk=export_id)
+        .first()
+    )
+    if export is None:
+        return {"export": export_id, "outcome": "gone"}
+    current = get_current_job()
+    job_id = current.id if current is not None else export.job_id
+    now = timezone.now()
+    claimed = export.state == ExportState.PENDING and export.transition(
+        ExportState.PROCESSING, expect_job_id=job_id, started_on=now, heartbeat_on=now, items_done=0
+    )
+    if not claimed:
+        # Another worker has it, or this attempt was abandoned and superseded.
+        return {"export": export_id, "outcome": "not claimed", "state": export.state}
+    heartbeat = Heartbeat(export.pk, job_id, settings.EXPORT_HEARTBEAT_INTERVAL)
+    heartbeat.start()
+    try:
+        outcome = produce_and_publish(export, job_id)
+    except Exception as exc:
+        record_failure(export, job_id, exc)
+        raise  # RQ records the traceback (and retries temporary failures)
+    finally:
+        heartbeat.stop()
+    return outcome
+
+
+def produce_and_publish(export: Export, job_id: str) -> dict[str, Any]:
+    version = export.version
+    repository = version.repository
+    last_updated = version.get_last_updated()
+    file_name = archive_file_name(repository.mnemonic, version.version, last_updated, export.format)
+    key = export_key(
+        repository.owner_type, repository.owner_mnemonic, repository.repo_type, repository.mnemonic, file_name
+    )
+    total = count_items(CONCEPTS, version, EVERYTHING) + count_items(MAPPINGS, version, EVERYTHING)
+    # The key is noted before the upload starts, so the reaper can abort the upload of a killed job.
+    Export.objects.filter(pk=export.pk, job_id=job_id, state=ExportState.PROCESSING).update(
+        items_total=total, key=key, file_name=file_name
+    )
+    export.items_total, export.key, export.file_name = total, key, file_name
+
+    result = produce_archive(version, export.format, key, ProgressReporter(export), last_updated)
+
+    # The object is published; only now may the row say so.
+    completed = export.transition(
+        ExportState.COMPLETED,
+        expect_job_id=job_id,
+        key=key,
+        file_name=file_name,
+        size=result.size,
+        sha256=result.sha256,
+        last_updated=last_updated,
+        items_done=total,
+        finished_on=timezone.now(),
+        error="",
+    )
+    if not completed:
+        discard_unclaimed_object(export.pk, key)
+        return {"export": export.pk, "outcome": "abandoned"}
+    return {"export": export.pk, "outcome": "completed", "key": key, "size": result.size, "sha256": result.sha256}
+
+
+def discard_unclaimed_object(export_id: int, key: str) -> None:
+    """The row was deleted or this attempt was declared dead while it worked. The object it just
+    published must not outlive it, unless a newer attempt of the same row owns the same key (same
+    version, same lastUpdated: the same bytes), whose completed row must keep its object."""
+    row = Export.objects.filter(pk=export_id).first()
+    if row is not None and row.state != ExportState.FAILED:
+        return
+    try:
+        get_storage().delete(key)
+    except StorageError:
+        logger.exception("export %s: could not delete abandoned object %s", export_id, key)
+
+
+def record_failure(export: Export, job_id: str, exc: BaseException) -> None:
+    temporary = isinstance(exc, TEMPORARY_ERRORS)
+    current = get_current_job()
+    if current is not None and not temporary:
+        # RQ decides on a retry from this very Job object after we raise: bad data stays bad.
+        current.retries_left = 0
+    retrying = temporary and current is not None and current.should_retry
+    error = f"{type(exc).__name__}: {exc}"
+    if retrying:
+        export.transition(ExportState.PENDING, expect_job_id=job_id, error=f"{error} (will retry)", heartbeat_on=None)
+    else:
+        export.transition(ExportState.FAILED, expect_job_id=job_id, error=error, finished_on=timezone.now())
+    logger.warning("export %s failed (%s): %s", export.pk, "retrying" if retrying else "final", error)

@@ -1,0 +1,224 @@
+"""The export resource: ``:owner/:repoType/:repo/:version/export/``, its job status, its downloads.
+
+GET of a completed export reads the database only (Redis may be down); liveness checks touch
+Redis only for exports still under way. Every answer is JSON or empty, never HTML.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.utils.http import http_date
+from rest_framework import status
+from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, NotFound, ParseError, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from repos.models import HEAD, Repository, RepositoryVersion
+from repos.representation import iso
+from repos.views.base import JSONWhateverAccept
+from repos.views.lookup import get_repository, get_version
+
+from .archive import FORMATS, content_type
+from .errors import Conflict
+from .jobs import queue_export
+from .locations import issue_location, redeem_location
+from .models import Export, ExportState
+from .reaper import check_export
+from .storage import get_storage
+
+STATE_HEADER = "X-Export-State"
+NO_EXPORT = "none"
+# Long polling of the status link holds a web worker: keep it short.
+MAX_WAIT_SECONDS = 25
+WAIT_STEP_SECONDS = 0.5
+NO_STORE = "no-cache, no-store, must-revalidate"
+
+
+def requested_format(request: Request) -> str:
+    fmt = request.query_params.get("format") or settings.EXPORT_DEFAULT_FORMAT
+    if fmt not in FORMATS:
+        raise ParseError(f"Unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+    return fmt
+
+
+def status_url(request: Request, export: Export) -> str:
+    return request.build_absolute_uri(reverse("export-status", kwargs={"pk": export.pk}))
+
+
+def describe(request: Request, export: Export) -> dict[str, Any]:
+    """The job as clients follow it: state, progress, and the outcome once there is one."""
+    url = status_url(request, export)
+    return {
+        "id": export.pk,
+        "state": export.state,
+        "format": export.format,
+        "percent": export.percent,
+        "items_done": export.items_done,
+        "items_total": export.items_total,
+        "size": export.size,
+        "sha256": export.sha256 or None,
+        "file_name": export.file_name or None,
+        "last_updated": iso(export.last_updated),
+        "error": export.error or None,
+        "created_on": iso(export.created_on),
+        "started_on": iso(export.started_on),
+        "finished_on": iso(export.finished_on),
+        "url": url,
+        "links": {
+            "self": url,
+            "export": request.build_absolute_uri(f"{export.version.url}export/?format={export.format}"),
+            "version": request.build_absolute_uri(export.version.url),
+        },
+    }
+
+
+def see_other(request: Request, export: Export) -> Response:
+    """303 to a fresh one-use Location, with the version's lastUpdated."""
+    return Response(
+        status=status.HTTP_303_SEE_OTHER,
+        headers={
+            "Location": issue_location(request, export),
+            "Last-Updated": iso(export.last_updated) or "",
+            "Last-Updated-Timezone": "UTC",
+            "Cache-Control": NO_STORE,
+        },
+    )
+
+
+def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
+    """The export of ``version`` in ``fmt`` as it really stands: a dead job shows as failed."""
+    export = Export.objects.filter(version=version, format=fmt).first()
+    return check_export(export) if export is not None else None
+
+
+class ExportView(APIView):
+    content_negotiation_class = JSONWhateverAccept
+
+    def repository(self, request: Request, kwargs: dict[str, Any]) -> Repository:
+        repository = get_repository(request, kwargs)
+        if kwargs["version"] == HEAD:
+            raise MethodNotAllowed(
+                request.method or "", detail="HEAD is the live state of the repository; export a version instead."
+            )
+        return repository
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        repository = self.repository(request, kwargs)
+        version = get_version(repository, kwargs["version"])
+        export = find_export(version, requested_format(request))
+        if export is not None and export.state == ExportState.COMPLETED:
+            return see_other(request, export)
+        headers = {STATE_HEADER: export.state if export is not None else NO_EXPORT, "Cache-Control": NO_STORE}
+        if export is not None and export.is_active:
+            headers["Retry-After"] = str(settings.EXPORT_HEARTBEAT_INTERVAL)
+            headers["Link"] = f'<{status_url(request, export)}>; rel="status"'
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
+
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        repository = self.repository(request, kwargs)
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        version = get_version(repository, kwargs["version"])
+        fmt = requested_format(request)
+        find_export(version, fmt)  # a dead job must not hold the 409 forever
+        outcome = queue_export(version, fmt, request.user)
+        if not outcome.queued:
+            return see_other(request, outcome.export)
+        return Response(
+            describe(request, outcome.export),
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Link": f'<{status_url(request, outcome.export)}>; rel="status"'},
+        )
+
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        """Without ``?format`` every format of the version goes; with it, only that one."""
+        repository = self.repository(request, kwargs)
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        version = get_version(repository, kwargs["version"])
+        if not repository.is_admin(request.user):
+            raise PermissionDenied("Only administrators of this repository may delete its exports.")
+        exports = Export.objects.filter(version=version)
+        if request.query_params.get("format"):
+            exports = exports.filter(format=requested_format(request))
+        found = [check_export(export) for export in exports]
+        if any(export.is_active for export in found):
+            raise Conflict("An export of this version is being produced; delete it once it has finished.")
+        deleted = [export.format for export in found if export.state == ExportState.COMPLETED]
+        for export in found:
+            # The stored archive goes after the commit (receivers.delete_archive).
+            Export.objects.filter(pk=export.pk, state=export.state).delete()
+        if not deleted:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response({"detail": "Export deleted.", "formats": deleted}, status=status.HTTP_200_OK)
+
+
+class ExportStatusView(APIView):
+    """``/exports/jobs/<id>/``: one export job. ``?wait=N`` holds the answer up to N seconds (at most
+    MAX_WAIT_SECONDS) until the state changes."""
+
+    content_negotiation_class = JSONWhateverAccept
+
+    def get(self, request: Request, pk: int) -> Response:
+        export = (
+            Export.objects.select_related("version__repository__owner_org", "version__repository__owner_user")
+            .filter(pk=pk)
+            .first()
+        )
+        if export is None or not export.version.repository.can_view(request.user):
+            raise NotFound("Export job not found.")
+        export = check_export(export)
+        wait = self.wait_seconds(request)
+        if wait and export.is_active:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                time.sleep(WAIT_STEP_SECONDS)
+                if Export.objects.filter(pk=export.pk).exclude(state=export.state).exists():
+                    break
+            export.refresh_from_db()
+            export = check_export(export)
+        return Response(describe(request, export), headers={"Cache-Control": NO_STORE})
+
+    @staticmethod
+    def wait_seconds(request: Request) -> float:
+        raw = request.query_params.get("wait")
+        if not raw:
+            return 0
+        try:
+            return max(0.0, min(float(raw), MAX_WAIT_SECONDS))
+        except ValueError as exc:
+            raise ParseError("wait must be a number of seconds.") from exc
+
+
+class DownloadView(APIView):
+    """Redeems a one-use Location. Needs no credentials and ignores any it is sent (clients drop or
+    keep the Authorization header across redirects as they please)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    content_negotiation_class = JSONWhateverAccept
+
+    def get(self, request: Request, token: str, file_name: str) -> HttpResponseBase:
+        export = redeem_location(token, file_name)
+        storage = get_storage()
+        mime = content_type(export.format)
+        if storage.is_remote:
+            response: HttpResponseBase = HttpResponseRedirect(storage.presigned_url(export.key, export.file_name, mime))
+        else:
+            try:
+                reader = storage.open_reader(export.key)
+            except FileNotFoundError as exc:
+                raise NotFound("The archive is missing from storage.") from exc
+            response = FileResponse(reader, as_attachment=True, filename=export.file_name, content_type=mime)
+            if export.size is not None:
+                response["Content-Length"] = str(export.size)
+        response["Date"] = http_date()
+        response["Cache-Control"] = NO_STORE
+        return response

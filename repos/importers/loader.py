@@ -1,0 +1,261 @@
+"""Importing one OCL export file: metadata pass, streamed staging, set-based merge, the version.
+
+Everything happens in one transaction: a damaged file leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from tqdm import tqdm
+
+from repos import signals
+from repos.importers import merge
+from repos.importers.errors import ImportFileError
+from repos.importers.normalize import (
+    RepoPlan,
+    concept_row,
+    concept_source_url,
+    mapping_row,
+    mapping_source_url,
+    plan_from_metadata,
+)
+from repos.importers.owners import SourceResolver, ensure_repository
+from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, read_metadata
+from repos.importers.scanner import iter_items
+from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, RowWriter, create_staging, index_staging, seed_staging
+from repos.models import HEAD, Repository, RepositoryVersion
+
+# [:repo]_[:version].[:14-digit timestamp].(tgz|zip|json), the name the export service gives archives.
+EXPORT_FILE_NAME = re.compile(r"^(?P<repo>[^_]+)_(?P<version>.+)\.(?P<stamp>\d{14})\.(?:tgz|tar\.gz|zip|json)$")
+CREATED = "created"
+UNCHANGED = "unchanged"
+
+
+@dataclass
+class ImportSummary:
+    path: str
+    repository: str  # the repository URL
+    version: str
+    status: str  # "created" or "unchanged"
+    concepts: int = 0
+    mappings: int = 0
+    new_concepts: int = 0
+    new_mappings: int = 0
+    seconds: float = 0.0
+    placeholders: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
+
+    @property
+    def items(self) -> int:
+        return self.concepts + self.mappings
+
+    def __str__(self) -> str:
+        rate = self.items / self.seconds if self.seconds else 0.0
+        extra = f"; placeholder sources: {', '.join(self.placeholders)}" if self.placeholders else ""
+        return (
+            f"{self.repository}{self.version}/ {self.status}: {self.concepts} concepts ({self.new_concepts} new), "
+            f"{self.mappings} mappings ({self.new_mappings} new) in {self.seconds:.1f} s ({rate:,.0f} items/s){extra}"
+        )
+
+
+def version_from_file_name(path: Path) -> str | None:
+    match = EXPORT_FILE_NAME.match(path.name)
+    return match.group("version") if match else None
+
+
+def import_file(
+    path: str | Path,
+    *,
+    version: str | None = None,
+    owner_type: str | None = None,
+    quiet: bool = True,
+    batch_size: int | None = None,
+) -> ImportSummary:
+    """Import an OCL export file (.tgz/.tar.gz/.zip/.json, v1 or v2) into its repository.
+
+    ``version`` names the version of a plain "Source"/"Collection" file (a "... Version" file
+    carries its own id); ``owner_type`` ("orgs"/"users") overrides the file's owner type.
+    Raises :class:`ImportFileError` for a file it cannot load, with nothing written.
+    """
+    path = Path(path)
+    started = time.monotonic()
+    with open_export(path) as stream:
+        try:
+            metadata = read_metadata(stream)
+        except DAMAGED as exc:
+            raise ImportFileError(f"{path}: damaged or truncated file, in its metadata ({describe(exc)})") from exc
+    try:
+        plan = plan_from_metadata(metadata, owner_type)
+    except ImportFileError as exc:
+        raise ImportFileError(f"{path}: {exc}") from exc
+    except ValueError as exc:
+        raise ImportFileError(f"{path}: bad metadata ({exc})") from exc
+    with transaction.atomic():
+        summary = _load(path, plan, version, quiet, batch_size or settings.IMPORT_BATCH_SIZE)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+class Phases(dict):
+    """Wall time per phase of an import."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mark = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self[name] = self.get(name, 0.0) + now - self.mark
+        self.mark = now
+
+
+def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_size: int) -> ImportSummary:
+    phases = Phases()
+    repository = ensure_repository(plan)
+    head = repository.head()
+    resolver = SourceResolver(repository)
+    for kind in KINDS.values():
+        create_staging(kind)
+    # The first import of a source has nothing to match against: its rows go straight into the
+    # real tables (a duplicate item then fails the unique constraint, and the import says so).
+    direct = repository.is_source and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
+    writer = RowWriter(direct=direct, keep_open=repository.is_source)
+    _stage_items(path, resolver, writer, quiet, batch_size)
+    phases.done("stage")
+    for kind in KINDS.values():
+        if direct:
+            seed_staging(kind, repository.pk)
+            phases.done(f"seed {kind.key}")
+    source_ids = {kind.key: merge.staged_sources(kind) for kind in KINDS.values()}
+    for kind in KINDS.values():
+        # Nothing to match in sources that had no rows: skip the joins (and the indexes they need).
+        existed = not direct and merge.has_rows(kind, source_ids[kind.key])
+        if existed:
+            index_staging(kind)
+            merge.match_existing(kind)
+        if not direct:
+            merge.insert_new(kind)
+        if repository.is_source and existed:
+            merge.flip_latest_for_source(kind)
+        elif not repository.is_source:
+            merge.demote_new_for_collection(kind)
+            merge.fill_source_heads(kind)
+        merge.replace_in_head(kind, head.pk)
+        phases.done(f"merge {kind.key}")
+    if not repository.is_source and plan.references is not None and head.references != plan.references:
+        head.references = plan.references
+        head.save(update_fields=["references"])
+    version_id = plan.version_id or version or version_from_file_name(path) or _version_from_items()
+    status = _write_version(repository, head, plan, version_id)
+    phases.done("version")
+    (concepts, new_concepts), (mappings, new_mappings) = merge.counts(CONCEPTS), merge.counts(MAPPINGS)
+    return ImportSummary(
+        path=str(path),
+        repository=repository.url,
+        version=version_id,
+        status=status,
+        concepts=concepts,
+        mappings=mappings,
+        new_concepts=new_concepts,
+        new_mappings=new_mappings,
+        placeholders=[source.url for source in resolver.created],
+        phases=dict(phases),
+    )
+
+
+def _stage_items(path: Path, resolver: SourceResolver, writer: RowWriter, quiet: bool, batch_size: int) -> None:
+    """Stream the items into the staging (or real) tables, one batch per kind at a time."""
+    builders: dict[str, tuple[Callable[[dict], tuple], Callable[[dict], str | None]]] = {
+        "concepts": (concept_row, concept_source_url),
+        "mappings": (mapping_row, mapping_source_url),
+    }
+    batches: dict[str, list[tuple]] = {key: [] for key in KINDS}
+    progress = tqdm(desc=f"importing {path.name}", unit=" items", file=sys.stderr, disable=quiet, mininterval=1)
+    key, index, ordinal = "concepts", -1, 0
+    with open_export(path) as stream:
+        try:
+            for key, index, item in iter_items(stream, ITEM_ARRAYS):
+                build, source_url = builders[key]
+                ordinal += 1
+                try:
+                    if not isinstance(item, dict):
+                        raise ValueError("the item is not a JSON object")
+                    row = build(item)
+                    source_id = resolver(source_url(item))
+                except KeyError as exc:
+                    raise ImportFileError(f"{path}: {key} item #{index} has no {exc.args[0]!r}") from exc
+                except (ValueError, TypeError) as exc:
+                    raise ImportFileError(f"{path}: {key} item #{index}: {exc}") from exc
+                except ImportFileError as exc:
+                    raise ImportFileError(f"{path}: {key} item #{index}: {exc}") from exc
+                batch = batches[key]
+                batch.append((ordinal, source_id, *row))
+                if len(batch) >= batch_size:
+                    writer.write(KINDS[key], batch)
+                    progress.update(len(batch))
+                    batch.clear()
+            for key, batch in batches.items():
+                writer.write(KINDS[key], batch)
+                progress.update(len(batch))
+            writer.close()
+        except BaseException as exc:
+            writer.abort(exc)
+            if isinstance(exc, DAMAGED) and not isinstance(exc, ImportFileError):
+                where = f"after {key} item #{index}" if index >= 0 else "before the first item"
+                raise ImportFileError(f"{path}: damaged or truncated file, {where} ({describe(exc)})") from exc
+            if isinstance(exc, IntegrityError):
+                raise ImportFileError(f"{path}: the file repeats an item ({describe(exc)})") from exc
+            raise
+        finally:
+            progress.close()
+
+
+def _version_from_items() -> str:
+    newest = merge.newest_updated_on((CONCEPTS, MAPPINGS))
+    if newest is None:
+        raise ImportFileError("the file names no version and has no items to date one; pass --version")
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return "v" + newest.astimezone(UTC).date().isoformat()
+
+
+def _write_version(repository: Repository, head: RepositoryVersion, plan: RepoPlan, version_id: str) -> str:
+    if version_id == HEAD:
+        raise ImportFileError("a file cannot be imported as the HEAD version")
+    existing = RepositoryVersion.objects.filter(repository=repository, version=version_id).first()
+    if existing is not None:
+        if all(merge.same_membership(kind, existing.pk) for kind in KINDS.values()):
+            return UNCHANGED
+        raise ImportFileError(
+            f"version {version_id!r} of {repository.url} already exists with other content; "
+            "versions are immutable, import under another version id"
+        )
+    fields: dict[str, Any] = {key: value for key, value in plan.version_fields.items() if value is not None}
+    previous = repository.versions.filter(~Q(version=HEAD)).order_by("-created_on", "-id").first()
+    created = RepositoryVersion.objects.create(
+        repository=repository,
+        version=version_id,
+        previous_version=previous or head,
+        references=plan.references or [],
+        **fields,
+    )
+    for kind in KINDS.values():
+        merge.add_membership(kind, created.pk)
+    created.last_updated = created.compute_last_updated()
+    if not plan.version_fields:
+        # A plain Source/Collection file: the version is as new as its newest item.
+        created.created_on = created.updated_on = created.last_updated
+    created.save(update_fields=["last_updated", "created_on", "updated_on"])
+    transaction.on_commit(lambda: signals.version_created.send(sender=RepositoryVersion, version=created, user=None))
+    return CREATED

@@ -1,0 +1,186 @@
+"""Set-based merge of the staged items into concept/mapping versions and version memberships.
+
+Every statement here handles the whole file at once, so the cost is a few joins whatever the size.
+The rules:
+
+- a staged item whose (source, mnemonic, checksum) matches an existing row reuses that row
+  (preferring the row with the same version uuid): unchanged content never makes a new version;
+- otherwise a new row is inserted, in file order; if its uuid is taken by a row with other content
+  (v1 mappings reuse their id as uuid), the uuid gets a suffix from the checksum;
+- a new row's ``previous_version_uuid`` is the uuid of the row that was latest before it.
+
+The SQL runs on PostgreSQL and on SQLite (3.33+, for UPDATE ... FROM).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from repos.importers.staging import CONCEPTS, Kind
+
+
+def _execute(sql: str, params: list | tuple = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _scalar(sql: str, params: list | tuple = ()) -> object:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def staged_sources(kind: Kind) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT source_id FROM {kind.staging}")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def has_rows(kind: Kind, source_ids: list[int]) -> bool:
+    if not source_ids:
+        return False
+    placeholders = ", ".join(["%s"] * len(source_ids))
+    return bool(_scalar(f"SELECT 1 FROM {kind.table} WHERE source_id IN ({placeholders}) LIMIT 1", source_ids))
+
+
+def match_existing(kind: Kind) -> None:
+    """Point staged items at existing rows with the same content; prepare the new ones."""
+    same = "t.source_id = st.source_id AND t.mnemonic = st.mnemonic"
+    _execute(
+        f"UPDATE {kind.staging} AS st SET row_id = t.id FROM {kind.table} AS t "
+        f"WHERE {same} AND t.uuid = st.uuid AND t.checksum = st.checksum"
+    )
+    _execute(
+        f"UPDATE {kind.staging} AS st SET row_id = t.id FROM "
+        f"(SELECT source_id, mnemonic, checksum, MAX(id) AS id FROM {kind.table} "
+        f" WHERE source_id IN (SELECT DISTINCT source_id FROM {kind.staging}) "
+        f" GROUP BY source_id, mnemonic, checksum) AS t "
+        f"WHERE st.row_id IS NULL AND {same} AND t.checksum = st.checksum"
+    )
+    _execute(
+        f"UPDATE {kind.staging} AS st SET uuid = st.uuid || '-' || substr(st.checksum, 1, 12) "
+        f"FROM {kind.table} AS t WHERE st.row_id IS NULL AND {same} AND t.uuid = st.uuid"
+    )
+    if kind is CONCEPTS:
+        _execute(
+            f"UPDATE {kind.staging} AS st SET previous_version_uuid = t.uuid FROM {kind.table} AS t "
+            f"WHERE st.row_id IS NULL AND st.previous_version_uuid IS NULL AND {same} AND t.is_latest_version"
+        )
+
+
+def insert_new(kind: Kind) -> int:
+    """Insert the unmatched items in file order (row ids then follow the file); returns how many."""
+    columns = ", ".join(("source_id", *kind.fields))
+    # ON CONFLICT skips an item repeated in the file with the same uuid: it maps to one row.
+    inserted = _execute(
+        f"INSERT INTO {kind.table} ({columns}) SELECT {columns} FROM {kind.staging} "
+        f"WHERE row_id IS NULL ORDER BY ord ON CONFLICT DO NOTHING"
+    )
+    if inserted:
+        _execute(
+            f"UPDATE {kind.staging} AS st SET row_id = t.id, is_new = true FROM {kind.table} AS t "
+            f"WHERE st.row_id IS NULL AND t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
+            f"AND t.uuid = st.uuid"
+        )
+    return inserted
+
+
+def flip_latest_for_source(kind: Kind) -> None:
+    """A source import makes the file's rows the latest of their items, and no other row."""
+    _execute(
+        f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
+        f"WHERE t.source_id = st.source_id AND t.mnemonic = st.mnemonic AND t.is_latest_version "
+        f"AND t.id NOT IN (SELECT row_id FROM {kind.staging})"
+    )
+    _execute(
+        f"UPDATE {kind.table} AS t SET is_latest_version = st.is_latest_version FROM {kind.staging} AS st "
+        f"WHERE t.id = st.row_id AND NOT st.is_new AND t.is_latest_version <> st.is_latest_version"
+    )
+
+
+def demote_new_for_collection(kind: Kind) -> None:
+    """A collection brings versions of other sources' items: they are not latest if one already is."""
+    _execute(
+        f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
+        f"WHERE st.is_new AND t.id = st.row_id AND t.is_latest_version AND EXISTS ("
+        f" SELECT 1 FROM {kind.table} AS o WHERE o.source_id = t.source_id AND o.mnemonic = t.mnemonic "
+        f" AND o.id <> t.id AND o.is_latest_version)"
+    )
+
+
+def add_membership(kind: Kind, version_id: int) -> None:
+    _execute(
+        f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
+        f"SELECT DISTINCT %s, row_id FROM {kind.staging}",
+        [version_id],
+    )
+
+
+def same_membership(kind: Kind, version_id: int) -> bool:
+    """Does the existing version hold exactly the staged rows?"""
+    held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])
+    staged = _scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}")
+    if held != staged:
+        return False
+    missing = _scalar(
+        f"SELECT COUNT(*) FROM {kind.staging} AS st WHERE NOT EXISTS (SELECT 1 FROM {kind.membership} AS m "
+        f"WHERE m.repositoryversion_id = %s AND m.{kind.member_column} = st.row_id)",
+        [version_id],
+    )
+    return missing == 0
+
+
+def replace_in_head(kind: Kind, head_id: int) -> None:
+    """HEAD holds the file's row of every item in the file; other items stay as they were."""
+    member = kind.member_column
+    held = _scalar(f"SELECT 1 FROM {kind.membership} WHERE repositoryversion_id = %s LIMIT 1", [head_id])
+    if held:
+        _execute(
+            f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN ("
+            f" SELECT t.id FROM {kind.table} AS t JOIN {kind.staging} AS st "
+            f" ON t.source_id = st.source_id AND t.mnemonic = st.mnemonic) "
+            f"AND {member} NOT IN (SELECT row_id FROM {kind.staging})",
+            [head_id],
+        )
+    _execute(
+        f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
+        f"SELECT DISTINCT %s, st.row_id FROM {kind.staging} AS st WHERE NOT EXISTS ("
+        f" SELECT 1 FROM {kind.membership} AS m WHERE m.repositoryversion_id = %s AND m.{member} = st.row_id)",
+        [head_id, head_id],
+    )
+
+
+def fill_source_heads(kind: Kind) -> None:
+    """Collections: an item's own source gets it in its HEAD when that HEAD has no row of the item."""
+    member = kind.member_column
+    _execute(
+        f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
+        f"SELECT DISTINCT h.id, st.row_id FROM {kind.staging} AS st "
+        f"JOIN repos_repositoryversion AS h ON h.repository_id = st.source_id AND h.version = 'HEAD' "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {kind.membership} AS m JOIN {kind.table} AS t ON t.id = m.{member} "
+        f" WHERE m.repositoryversion_id = h.id AND t.mnemonic = st.mnemonic)"
+    )
+
+
+def counts(kind: Kind) -> tuple[int, int]:
+    """(items in the file, rows this import created)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT CASE WHEN is_new THEN row_id END) FROM {kind.staging}")
+        total, new = cursor.fetchone()
+    return int(total), int(new or 0)
+
+
+def newest_updated_on(kinds: tuple[Kind, ...]) -> datetime | None:
+    found = []
+    for kind in kinds:
+        value = _scalar(f"SELECT MAX(updated_on) FROM {kind.staging}")
+        if isinstance(value, str):  # SQLite answers text for a computed column
+            value = parse_datetime(value)
+        if value is not None:
+            found.append(value)
+    return max(found) if found else None

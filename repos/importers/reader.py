@@ -1,0 +1,134 @@
+"""Opening OCL export files and reading them as a stream of JSON values.
+
+An export is ``export.json`` on its own, or inside a gzip-compressed tar (.tgz/.tar.gz) or a zip.
+Nothing here reads a whole file into memory: the archive member is decompressed as it is read and
+ijson (its C backend when available) builds one item at a time.
+
+Reading happens in two passes over the file. The first (here, with ijson's event parser) collects
+the top-level metadata and stops at the first items array when the file says what it is before its
+items (every OCL export does); otherwise it reads on to the end, skipping the arrays. The second
+(:mod:`repos.importers.scanner`) builds the concepts and mappings one at a time.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+from isal import igzip
+
+from repos.importers.errors import ImportFileError
+
+ITEM_ARRAYS = ("concepts", "mappings")
+MEMBER_NAME = "export.json"
+
+# Decompression and parse errors that mean "this file is damaged", as opposed to our own bugs.
+DAMAGED = (EOFError, OSError, zlib.error, tarfile.TarError, zipfile.BadZipFile, ijson.JSONError, ValueError)
+
+
+def file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".tgz", ".tar.gz")):
+        return "tgz"
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(".json"):
+        return "json"
+    raise ImportFileError(f"{path}: unknown file type (expected .tgz, .tar.gz, .zip or .json)")
+
+
+@contextmanager
+def open_export(path: Path) -> Iterator[IO[bytes]]:
+    """The bytes of ``export.json``, decompressed while they are read."""
+    kind = file_kind(path)
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    try:
+        if kind == "json":
+            with open(path, "rb") as stream:
+                yield stream
+        elif kind == "zip":
+            with zipfile.ZipFile(path) as archive, archive.open(_zip_member(path, archive)) as stream:
+                yield stream
+        else:
+            # isal's gzip is several times faster than zlib's. The tar is opened on the decompressed
+            # stream in plain "r:" mode: "r|" stream mode reassembles reads by repeated bytes
+            # concatenation, which costs far more than the decompression itself.
+            with igzip.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as archive:
+                yield _tar_member(path, archive)
+    except ImportFileError:
+        raise
+    except DAMAGED as exc:
+        raise ImportFileError(f"{path}: damaged or truncated {kind} file ({describe(exc)})") from exc
+
+
+def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:
+    names = archive.namelist()
+    if MEMBER_NAME in names:
+        return MEMBER_NAME
+    json_names = [name for name in names if name.endswith(".json")]
+    if len(json_names) == 1:
+        return json_names[0]
+    raise ImportFileError(f"{path}: the zip holds no {MEMBER_NAME} member (found: {', '.join(names) or 'nothing'})")
+
+
+def _tar_member(path: Path, archive: tarfile.TarFile) -> IO[bytes]:
+    seen = []
+    while (member := archive.next()) is not None:
+        seen.append(member.name)
+        if member.isfile() and Path(member.name).name == MEMBER_NAME:
+            stream = archive.extractfile(member)
+            if stream is not None:
+                return stream
+    raise ImportFileError(f"{path}: the archive holds no {MEMBER_NAME} member (found: {', '.join(seen) or 'nothing'})")
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def read_metadata(stream: IO[bytes]) -> dict[str, Any]:
+    """Top-level keys other than the item arrays.
+
+    Stops at the first item array once ``type`` is known (exporters write the metadata first);
+    otherwise reads on to the end, skipping the arrays, to find the keys that follow them.
+    """
+    metadata: dict[str, Any] = {}
+    builder: ijson.ObjectBuilder | None = None
+    building_key = ""
+    skipping = ""
+    events = ijson.parse(stream, use_float=True)
+    first = next(events, None)
+    if first is None or first[:2] != ("", "start_map"):
+        raise ValueError("the file is not a JSON object")
+    for prefix, event, value in events:
+        if skipping:
+            if prefix == skipping and event == "end_array":
+                skipping = ""
+            continue
+        if builder is not None:
+            builder.event(event, value)
+            if prefix == building_key and event in ("end_map", "end_array"):
+                metadata[building_key] = builder.value
+                builder = None
+            continue
+        if prefix == "":
+            continue  # the top-level map's own keys and its end
+        if prefix in ITEM_ARRAYS and event == "start_array":
+            if "type" in metadata:
+                return metadata
+            skipping = prefix
+        elif event in ("start_map", "start_array"):
+            builder = ijson.ObjectBuilder()
+            builder.event(event, value)
+            building_key = prefix
+        else:
+            metadata[prefix] = value
+    return metadata

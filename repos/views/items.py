@@ -1,0 +1,62 @@
+"""Concepts and mappings at exactly the URLs the JSON carries (``url`` and ``version_url``).
+
+- ``:repo/concepts/:id/``: the concept as HEAD holds it now;
+- ``:repo/concepts/:id/:uuid/``: that version of it;
+- ``:repo/:version/concepts/:id/``: the version's member;
+- ``:repo/[:version/]concepts/``: a page of them (same parameters as a version's detail).
+
+Mappings alike. Bodies are the items exactly as they appear inside a version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from django.http.response import HttpResponseBase
+from rest_framework.request import Request
+
+from repos.models import HEAD, RepositoryVersion
+from repos.params import ItemQuery, parse_item_query
+from repos.representation import CONCEPTS, DUMPS_OPTIONS, MAPPINGS, ItemKind, SourceInfoCache, item_bytes, iter_rows
+from repos.views.base import ReadAPIView, list_headers
+from repos.views.lookup import get_repository, get_version, item_version_pk, member_pk
+from repos.views.streaming import body_response
+
+
+def stream_list(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) -> Iterator[bytes]:
+    """A bare JSON array of items, batch by batch, built like the lists inside a version."""
+    sources = SourceInfoCache()
+    yield b"["
+    separator = b""
+    for rows in iter_rows(kind, version, query.item_filter):
+        yield separator + b",".join([orjson.dumps(kind.build(row, sources), option=DUMPS_OPTIONS) for row in rows])
+        separator = b","
+    yield b"]"
+
+
+class ItemListView(ReadAPIView):
+    kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        version = get_version(repository, kwargs.get("version", HEAD))
+        query = parse_item_query(request.query_params, concepts=self.kind is CONCEPTS, mappings=self.kind is MAPPINGS)
+        headers = list_headers(self.kind, version, query, "")
+        headers.update(offset=str(query.offset), limit=str(query.limit))
+        chunks = stream_list(self.kind, version, query)
+        return body_response(request, chunks, stream=query.is_unbounded, headers=headers)
+
+
+class ItemDetailView(ReadAPIView):
+    kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        if "uuid" in kwargs:
+            pk = item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"])
+        else:
+            version = get_version(repository, kwargs.get("version", HEAD))
+            pk = member_pk(self.kind, version, kwargs["item"])
+        return body_response(request, iter([item_bytes(self.kind, pk)]), stream=False)

@@ -1,0 +1,38 @@
+"""``:owner/:repoType/`` (the owner's repositories) and ``:owner/:repoType/:repo/`` (one of them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http.response import HttpResponseBase
+from rest_framework.request import Request
+
+from repos.params import parse_item_query
+from repos.representation import dumps, repository_dict
+from repos.views.base import ReadAPIView, version_response
+from repos.views.lookup import get_owner, get_repository, visible_repositories
+from repos.views.streaming import body_response, json_response
+
+
+class RepositoryListView(ReadAPIView):
+    """A bare array of the owner's sources (or collections) the caller may see, by mnemonic."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        owner = get_owner(request, kwargs["owner_kind"], kwargs.get("owner"))
+        repositories = visible_repositories(request, owner, kwargs["repo_type"])
+        return json_response([repository_dict(repository) for repository in repositories])
+
+
+class RepositoryDetailView(ReadAPIView):
+    """The repository; with includeConcepts/includeMappings, HEAD's items under it."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        query = parse_item_query(request.query_params)
+        top = repository_dict(repository)
+        if not query.wants_items:
+            # No items: the repository alone, not HEAD's version shape (no references either).
+            return body_response(request, iter([dumps(top)]), stream=False)
+        head = repository.head()
+        head.repository = repository
+        return version_response(request, head, query, top=top)

@@ -1,0 +1,110 @@
+"""``:repo/versions`` (list, create) and ``:repo/:version/`` (read, delete)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
+from rest_framework import serializers
+from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, PermissionDenied
+from rest_framework.request import Request
+
+from ocl_export.errors import Conflict
+from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
+from repos.params import parse_item_query
+from repos.representation import version_dict, versions_list_item
+from repos.signals import version_created
+from repos.views.base import ReadAPIView, version_response
+from repos.views.lookup import attach, get_repository, get_version, named_versions
+from repos.views.streaming import json_response
+
+# Names that the URLs under a repository already use, so a version called so could never be read.
+RESERVED_NAMES = {HEAD.lower(), LATEST, "export", "concepts", "mappings", "versions"}
+# RFC 3986 unreserved characters, starting with a letter or digit (no "." or ".." segments).
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*")
+
+
+class NewVersion(serializers.Serializer):
+    """The body of ``POST :repo/versions``; the edge of the API, so a serializer is fine here."""
+
+    id = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    released = serializers.BooleanField(required=False, default=False)
+    external_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
+    extras = serializers.DictField(required=False, allow_null=True, default=None)
+
+    def validate_id(self, value: str) -> str:
+        if value.lower() in RESERVED_NAMES:
+            raise serializers.ValidationError(f"{value!r} is reserved.")
+        if not VERSION_NAME.fullmatch(value):
+            raise serializers.ValidationError("Use letters, digits and . _ ~ - only, starting with a letter or digit.")
+        return value
+
+
+def require_admin(request: Request, repository: Repository) -> None:
+    if not request.user.is_authenticated:
+        raise NotAuthenticated()
+    if not repository.is_admin(request.user):
+        raise PermissionDenied("Only administrators of this repository may do this.")
+
+
+class VersionListView(ReadAPIView):
+    """Named versions newest first (created_on, then id, descending), HEAD last as OCL lists it."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        versions = [attach(version, repository) for version in named_versions(repository)]
+        head = attach(repository.head(), repository)
+        return json_response([versions_list_item(version) for version in [*versions, head]])
+
+    def post(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        require_admin(request, repository)
+        body = NewVersion(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if repository.versions.filter(version=data["id"]).exists():
+            raise Conflict(f"Version {data['id']!r} already exists.")
+        user = request.user
+        try:
+            with transaction.atomic():
+                version = snapshot_head(
+                    repository,
+                    data["id"],
+                    description=data["description"],
+                    released=data["released"],
+                    created_by=user.get_username(),
+                    extras=data["extras"],
+                    external_id=data["external_id"],
+                )
+                # Listeners (the export feature) queue work that reads this version: only once
+                # it is committed and visible to other connections.
+                transaction.on_commit(
+                    lambda: version_created.send(sender=RepositoryVersion, version=version, user=user)
+                )
+        except IntegrityError as exc:
+            # Two concurrent POSTs with one id: the unique constraint decides, the loser hears 409.
+            raise Conflict(f"Version {data['id']!r} already exists.") from exc
+        return json_response(version_dict(attach(version, repository)), status=201)
+
+
+class VersionDetailView(ReadAPIView):
+    """The version, with its items as asked; ``HEAD`` and ``latest`` work as names."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        version = get_version(repository, kwargs["version"])
+        return version_response(request, version, parse_item_query(request.query_params))
+
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        repository = get_repository(request, kwargs)
+        if kwargs["version"] in (HEAD, LATEST):
+            # HEAD is the live state; "latest" is an alias whose target moves under the caller.
+            raise MethodNotAllowed("DELETE", f"{kwargs['version']} cannot be deleted; name a version.")
+        version = get_version(repository, kwargs["version"])
+        require_admin(request, repository)
+        version.delete()
+        return HttpResponse(status=204)

@@ -1,0 +1,136 @@
+"""A worker killed mid-upload: nothing published, the upload swept away, the record recovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from ocl_export.models import ExportState
+from ocl_export.reaper import reap_exports
+from repos.models import RepositoryVersion
+from tests.conftest import S3_CREDENTIALS
+from tests.export_support import EXPORT_URL, the_export, work
+from tests.factories import make_source, make_version
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+# Enough poorly compressible text for several 8 MiB parts, so the upload is caught under way.
+CONCEPTS = 60_000
+RANDOM_TEXT = " || ".join(["md5(random()::text)"] * 16)  # 512 hex digits that gzip cannot shrink much
+
+
+def big_version(org: object) -> RepositoryVersion:
+    """CIEL v1 with CONCEPTS concepts, written by one INSERT ... SELECT (the ORM would take ages)."""
+    source = make_source(org, "CIEL")
+    head = source.head()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH rows AS (
+                INSERT INTO repos_conceptversion (
+                    source_id, mnemonic, uuid, concept_class, datatype, display_name, display_locale, names,
+                    descriptions, extras, retired, created_on, updated_on, version_created_on,
+                    version_created_by, is_latest_version, checksum)
+                SELECT %s, n::text, md5(n::text), 'Misc', 'N/A', 'Concept ' || n, 'en',
+                       '[{"uuid": "' || md5(n::text) || '", "name": "' || RANDOM_TEXT
+                       || '", "external_id": null, "type": "ConceptName", "locale": "en",'
+                       || ' "locale_preferred": true, "name_type": "FULLY_SPECIFIED"}]',
+                       '[]', '{}', false, %s, %s, %s, '', true, ''
+                FROM generate_series(1, %s) AS n
+                RETURNING id)
+            INSERT INTO repos_version_concepts (repositoryversion_id, conceptversion_id) SELECT %s, id FROM rows
+            """.replace("RANDOM_TEXT", RANDOM_TEXT),
+            [source.pk, now, now, now, CONCEPTS, head.pk],
+        )
+    return make_version(source, "v1")
+
+
+def worker_environment(bucket: str, endpoint: str) -> dict[str, str]:
+    database = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        # the test database, which the worker must share with this process
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "EXPORT_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+        "EXPORT_HEARTBEAT_INTERVAL": "1",
+    }
+
+
+def wait_for(condition: object, timeout: float, step: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_a_killed_worker_leaves_nothing_behind_and_the_export_can_be_requested_again(
+    org, alice_client, anon_client, redis_conn, s3_server, s3_bucket, settings, tmp_path
+) -> None:
+    client, bucket = s3_bucket
+    version = big_version(org)
+    assert alice_client.post(EXPORT_URL).status_code == 202
+
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            settings.EXPORT_QUEUE,
+            "--burst",
+            "--worker-class",
+            "rq.SimpleWorker",
+        ],
+        cwd=ROOT,
+        env=worker_environment(bucket, s3_server),
+        start_new_session=True,  # its own process group: the kill reaches every process it made
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        uploading = wait_for(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"), timeout=30)
+        assert uploading, (
+            f"the worker never started its upload: {the_export(version)} {the_export(version).size}\n{log.read_text()[-3000:]}"
+        )
+        os.killpg(worker.pid, signal.SIGKILL)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+    assert the_export(version).state == ExportState.PROCESSING
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    # The heartbeat stops with the worker; once it is stale the export reads as failed.
+    settings.EXPORT_HEARTBEAT_STALE = 2
+    assert wait_for(lambda: anon_client.get(EXPORT_URL)["X-Export-State"] == "failed", timeout=15, step=0.5)
+    assert "heartbeat" in the_export(version).error
+
+    summary = reap_exports()  # the default age limit: the dead attempt's upload goes anyway
+    assert summary.uploads_aborted >= 1
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    assert alice_client.post(EXPORT_URL).status_code == 202
+    work()
+    assert anon_client.get(EXPORT_URL).status_code == 303
+    assert the_export(version).items_done == CONCEPTS

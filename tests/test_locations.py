@@ -1,0 +1,126 @@
+"""The one-use Location: redeemed once, expires, forged tokens are 404, no credentials needed."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.core import signing
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from ocl_export.locations import SALT
+from ocl_export.models import DownloadGrant
+from tests.export_support import EXPORT_URL, ciel_v1, content_of, work
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def location(org, alice_client, anon_client, redis_conn, fs_storage) -> str:
+    ciel_v1(org)
+    alice_client.post(EXPORT_URL)
+    work()
+    return anon_client.get(EXPORT_URL)["Location"]
+
+
+def test_a_location_is_an_absolute_url_ending_with_the_file_name(location) -> None:
+    parts = urlsplit(location)
+    assert (parts.scheme, parts.netloc) == ("http", "testserver")
+    assert parts.path.startswith("/exports/download/")
+    assert parts.path.endswith("/CIEL_v1.20161004123113.tgz")
+
+
+def test_a_location_works_once_then_answers_410(location, anon_client) -> None:
+    assert anon_client.get(location).status_code == 200
+    response = anon_client.get(location)
+    assert response.status_code == 410
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]
+
+
+def test_every_get_issues_a_fresh_location(location, anon_client) -> None:
+    second = anon_client.get(EXPORT_URL)["Location"]
+    assert second != location
+    assert anon_client.get(location).status_code == 200
+    assert anon_client.get(second).status_code == 200
+
+
+def test_an_unused_location_expires(location, anon_client) -> None:
+    DownloadGrant.objects.update(expires_on=timezone.now() - timedelta(seconds=1))
+    assert anon_client.get(location).status_code == 410
+
+
+def test_the_ttl_setting_sets_the_expiry(org, location, anon_client, settings) -> None:
+    settings.EXPORT_LOCATION_TTL = 5
+    before = timezone.now()
+    anon_client.get(EXPORT_URL)
+    grant = DownloadGrant.objects.latest("pk")
+    assert timedelta(seconds=4) < grant.expires_on - before <= timedelta(seconds=6)
+
+
+def test_a_forged_or_altered_token_is_404(location, anon_client) -> None:
+    prefix, token, file_name = location.rsplit("/", 2)
+    forged = signing.dumps("made-up-nonce", salt=SALT)
+    for url in (
+        f"{prefix}/{token[:-2]}xx/{file_name}",
+        f"{prefix}/{signing.dumps('x', salt='other')}/{file_name}",
+        f"{prefix}/{forged}/{file_name}",
+        f"{prefix}/{token}/CIEL_v2.20161004123113.tgz",
+    ):
+        response = anon_client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["detail"]
+    assert anon_client.get(location).status_code == 200  # the probes did not use it up
+
+
+def test_the_download_needs_no_credentials_and_ignores_bad_ones(location, anon_client) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    response = client.get(location, HTTP_ACCEPT="application/json", content_type="application/json")
+    assert response.status_code == 200
+    assert content_of(response)[:2] == b"\x1f\x8b"
+
+
+def test_simultaneous_redemptions_have_one_winner(location) -> None:
+    results: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def redeem() -> None:
+        try:
+            barrier.wait(timeout=30)
+            response = APIClient().get(location)
+            content_of(response)
+            results.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=redeem) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert Counter(results) == Counter({200: 1, 410: 9})
+
+
+def test_with_s3_it_redirects_to_a_presigned_url_that_soon_expires(
+    org, alice_client, anon_client, redis_conn, s3_bucket
+) -> None:
+    ciel_v1(org)
+    alice_client.post(EXPORT_URL)
+    work()
+    response = anon_client.get(anon_client.get(EXPORT_URL)["Location"])
+    assert response.status_code == 302
+    presigned = response["Location"]
+    assert "X-Amz-Expires=60" in presigned or "Expires=" in presigned
+    download = requests.get(presigned, timeout=30)
+    assert download.status_code == 200
+    assert download.headers["Content-Type"] == "application/gzip"
+    assert download.headers["Content-Disposition"] == 'attachment; filename="CIEL_v1.20161004123113.tgz"'
+    assert int(download.headers["Content-Length"]) == len(download.content)
+    assert download.content[:2] == b"\x1f\x8b"
