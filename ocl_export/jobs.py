@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 from rq import get_current_job
 
@@ -135,6 +135,9 @@ class ProgressReporter:
 
 def run_export(export_id: int) -> dict[str, Any]:
     """The RQ job: produce the archive of one export row and record the outcome on the row."""
+    if not connection.in_atomic_block:
+        # A SimpleWorker keeps its connection between jobs; the database may have dropped it since.
+        close_old_connections()
     export = (
         Export.objects.select_related("version__repository__owner_org", "version__repository__owner_user")
         .filter(pk=export_id)
@@ -201,10 +204,10 @@ def produce_and_publish(export: Export, job_id: str) -> dict[str, Any]:
 
 def discard_unclaimed_object(export_id: int, key: str) -> None:
     """The row was deleted or this attempt was declared dead while it worked. The object it just
-    published must not outlive it, unless a newer attempt of the same row owns the same key (same
-    version, same lastUpdated: the same bytes), whose completed row must keep its object."""
-    row = Export.objects.filter(pk=export_id).first()
-    if row is not None and row.state != ExportState.FAILED:
+    published must not outlive it, unless a newer attempt (of this row, or of a row created after a
+    delete) works on the same key: same version, same lastUpdated, so the same bytes, and once
+    completed that row must keep its object."""
+    if Export.objects.filter(key=key).exclude(state=ExportState.FAILED).exists():
         return
     try:
         get_storage().delete(key)

@@ -273,12 +273,17 @@ class ConceptVersion(models.Model):
     previous_version_uuid = models.CharField(max_length=64, null=True, blank=True)
     # A digest of the content fields, so that a re-import recognises unchanged items cheaply.
     checksum = models.CharField(max_length=64, default="")
+    # The item's JSON, rendered once by repos.representation.render_pending, split around the
+    # value of is_latest_version (the one field that changes). NULL until rendered.
+    json_head = models.TextField(null=True, blank=True)
+    json_tail = models.TextField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_concept_version")]
         indexes = [
             models.Index(fields=["source", "mnemonic"], name="concept_by_id"),
             models.Index(fields=["updated_on"], name="concept_updated_on"),
+            models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="concept_unrendered"),
         ]
 
 
@@ -315,12 +320,15 @@ class MappingVersion(models.Model):
     updated_by = models.CharField(max_length=255, blank=True, default="")
     is_latest_version = models.BooleanField(default=True)
     checksum = models.CharField(max_length=64, default="")
+    json_head = models.TextField(null=True, blank=True)  # see ConceptVersion.json_head
+    json_tail = models.TextField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_mapping_version")]
         indexes = [
             models.Index(fields=["source", "mnemonic"], name="mapping_by_id"),
             models.Index(fields=["updated_on"], name="mapping_updated_on"),
+            models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="mapping_unrendered"),
         ]
 
 

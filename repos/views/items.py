@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
 from repos.models import HEAD, RepositoryVersion
 from repos.params import ItemQuery, parse_item_query
-from repos.representation import CONCEPTS, DUMPS_OPTIONS, MAPPINGS, ItemKind, SourceInfoCache, item_bytes, iter_rows
+from repos.representation import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_item_chunks
 from repos.views.base import ReadAPIView, list_headers
 from repos.views.lookup import get_repository, get_version, item_version_pk, member_pk
 from repos.views.streaming import body_response
@@ -27,12 +26,8 @@ from repos.views.streaming import body_response
 
 def stream_list(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) -> Iterator[bytes]:
     """A bare JSON array of items, batch by batch, built like the lists inside a version."""
-    sources = SourceInfoCache()
     yield b"["
-    separator = b""
-    for rows in iter_rows(kind, version, query.item_filter):
-        yield separator + b",".join([orjson.dumps(kind.build(row, sources), option=DUMPS_OPTIONS) for row in rows])
-        separator = b","
+    yield from iter_item_chunks(kind, version, query.item_filter)
     yield b"]"
 
 
