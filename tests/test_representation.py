@@ -1,0 +1,88 @@
+"""The stored renderings of items are the dynamic rendering, byte for byte.
+
+Exports and reads stream each item's JSON as stored by ``render_pending`` (split around the one
+mutable value, ``is_latest_version``) and render on the fly only the rows not rendered yet.
+Both paths must give the same bytes, before and after a newer version flips the flag.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from repos.models import ConceptVersion, MappingVersion
+from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, item_bytes, render_all_pending, stream_version
+from tests.factories import add_concept, add_mapping, make_org, make_source, make_version
+
+
+def body(version) -> bytes:
+    return b"".join(stream_version(version, EVERYTHING))
+
+
+@pytest.fixture
+def source(db):
+    source = make_source(make_org("CIEL"), "CIEL")
+    first = add_concept(source, "1", names=[{"name": "Anemia", "locale": "en", "name_type": "FULLY_SPECIFIED"}])
+    add_concept(source, "2", retired=True, extras={"k": "v \u00e9 \x01"})
+    add_mapping(
+        source, "m1", from_concept=first, to_concept_code="413532003", to_source_url="/orgs/IHTSDO/sources/SNOMED-CT/"
+    )
+    return source
+
+
+def test_it_streams_the_same_bytes_rendered_or_not(source):
+    version = make_version(source, "v1")
+    dynamic = body(version)
+    assert ConceptVersion.objects.filter(json_head__isnull=True).exists()
+
+    assert render_all_pending() == 3
+    assert not ConceptVersion.objects.filter(json_head__isnull=True).exists()
+    assert not MappingVersion.objects.filter(json_head__isnull=True).exists()
+    assert body(version) == dynamic
+    assert render_all_pending() == 0
+
+
+def test_it_reads_is_latest_version_live_from_the_row(source):
+    version = make_version(source, "v1")
+    render_all_pending()
+    before = orjson.loads(body(version))
+    assert before["concepts"][0]["is_latest_version"] is True
+
+    add_concept(source, "1", names=[{"name": "Anemia (blood loss)", "locale": "en"}])
+    after = orjson.loads(body(version))
+    assert after["concepts"][0]["is_latest_version"] is False
+    # everything else of the old row is unchanged
+    before["concepts"][0].pop("is_latest_version")
+    after["concepts"][0].pop("is_latest_version")
+    assert after["concepts"] == before["concepts"]
+
+
+def test_it_renders_single_items_like_items_inside_a_version(source):
+    version = make_version(source, "v1")
+    listed = orjson.loads(body(version))
+    concept_pk = version.concepts.order_by("id").values_list("id", flat=True)[0]
+    mapping_pk = version.mappings.values_list("id", flat=True)[0]
+    dynamic = (item_bytes(CONCEPTS, concept_pk), item_bytes(MAPPINGS, mapping_pk))
+    render_all_pending()
+    assert (item_bytes(CONCEPTS, concept_pk), item_bytes(MAPPINGS, mapping_pk)) == dynamic
+    assert orjson.loads(dynamic[0]) == listed["concepts"][0]
+    assert orjson.loads(dynamic[1]) == listed["mappings"][0]
+
+
+def test_it_keeps_the_contract_key_order(source):
+    render_all_pending()
+    data = orjson.loads(body(make_version(source, "v1")))
+    assert list(data["concepts"][0]) == [
+        "type", "uuid", "id", "external_id", "concept_class", "datatype", "display_name", "display_locale",
+        "names", "descriptions", "extras", "retired", "retire_reason", "source", "source_url", "owner",
+        "owner_type", "owner_url", "version", "created_on", "updated_on", "version_created_on",
+        "version_created_by", "update_comment", "is_latest_version", "url", "version_url", "previous_version_url",
+    ]  # fmt: skip
+    assert list(data["mappings"][0]) == [
+        "type", "uuid", "id", "external_id", "retired", "retire_reason", "map_type", "source", "owner",
+        "owner_type", "owner_url", "from_concept_code", "from_concept_name", "from_concept_url",
+        "to_concept_code", "to_concept_name", "to_concept_url", "from_source_owner", "from_source_owner_type",
+        "from_source_url", "from_source_name", "to_source_owner", "to_source_owner_type", "to_source_url",
+        "to_source_name", "url", "version", "version_url", "is_latest_version", "sort_weight", "extras",
+        "update_comment", "created_on", "updated_on", "created_by", "updated_by",
+    ]  # fmt: skip
