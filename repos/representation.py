@@ -10,9 +10,9 @@ bytes batch by batch: memory stays flat whatever the version's size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,6 +32,16 @@ DUMPS_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 def dumps(value: Any) -> bytes:
     """JSON bytes; datetimes as ISO 8601 in UTC with ``Z`` (naive ones are taken as UTC)."""
     return orjson.dumps(value, option=DUMPS_OPTIONS)
+
+
+_ZERO = timedelta(0)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """The same instant in UTC (naive values are UTC already), so every timestamp ends in ``Z``."""
+    if value is None or value.tzinfo is None or value.utcoffset() == _ZERO:
+        return value
+    return value.astimezone(UTC)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -120,8 +130,8 @@ def repository_dict(repository: Repository) -> dict[str, Any]:
         "owner": repository.owner_mnemonic,
         "owner_type": repository.owner_type,
         "owner_url": repository.owner_url,
-        "created_on": repository.created_on,
-        "updated_on": repository.updated_on,
+        "created_on": utc(repository.created_on),
+        "updated_on": utc(repository.updated_on),
         "created_by": repository.created_by,
         "updated_by": repository.updated_by,
         "extras": repository.extras if isinstance(repository.extras, dict) else {},
@@ -160,8 +170,8 @@ def version_dict(version: RepositoryVersion) -> dict[str, Any]:
         "retired": version.retired,
         "version_url": version_url,
         "previous_version_url": previous.url if previous is not None else None,
-        "created_on": version.created_on,
-        "updated_on": version.updated_on,
+        "created_on": utc(version.created_on),
+        "updated_on": utc(version.updated_on),
         "created_by": version.created_by,
         "updated_by": version.updated_by,
         "extras": version.extras if isinstance(version.extras, dict) else {},
@@ -229,9 +239,9 @@ def concept_item(row: tuple, sources: SourceInfoCache) -> dict[str, Any]:
         "owner_type": info.owner_type,
         "owner_url": info.owner_url,
         "version": uuid,
-        "created_on": created_on,
-        "updated_on": updated_on,
-        "version_created_on": version_created_on,
+        "created_on": utc(created_on),
+        "updated_on": utc(updated_on),
+        "version_created_on": utc(version_created_on),
         "version_created_by": version_created_by,
         "update_comment": update_comment,
         "is_latest_version": bool(is_latest_version),
@@ -284,8 +294,8 @@ def mapping_item(row: tuple, sources: SourceInfoCache) -> dict[str, Any]:
         "sort_weight": sort_weight,
         "extras": Fragment(extras),
         "update_comment": update_comment,
-        "created_on": created_on,
-        "updated_on": updated_on,
+        "created_on": utc(created_on),
+        "updated_on": utc(updated_on),
         "created_by": created_by,
         "updated_by": updated_by,
     }
@@ -425,23 +435,37 @@ def _fill_unrendered(kind: ItemKind, rows: list[tuple[int, str | None]]) -> list
 
 
 def _dynamic_items(kind: ItemKind, pks: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Items built from their columns (the rendering itself, and the fallback for unrendered rows)."""
-    columns = ", ".join(f"i.{column}" for column in kind.columns)
+    """Items built from their columns: the fallback for rows not rendered yet."""
     sources = SourceInfoCache()
+    for row in _full_rows(kind, pks):
+        yield row[0], kind.build(row, sources)
+
+
+def _full_rows(kind: ItemKind, pks: list[int]) -> Iterator[tuple]:
+    columns = ", ".join(f"i.{column}" for column in kind.columns)
     for start in range(0, len(pks), 1000):
         chunk = pks[start : start + 1000]
         placeholders = ", ".join(["%s"] * len(chunk))
         with connection.cursor() as cursor:
             use_fast_loaders(cursor)
             cursor.execute(f"SELECT {columns} FROM {kind.table} i WHERE i.id IN ({placeholders})", chunk)
-            rows = cursor.fetchall()
-        for row in rows:
-            yield row[0], kind.build(row, sources)
+            yield from cursor.fetchall()
 
 
 # A byte that orjson never writes inside JSON text (it escapes control characters), used to
 # split an item's rendering around its one mutable value.
 _LATEST_MARK = Fragment(b"\x00")
+
+
+def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str]:
+    """An item's stored rendering: its JSON text before and after the value of is_latest_version.
+
+    ``row`` is in ``kind.columns`` order (the importer passes rows it is about to write).
+    """
+    item = kind.build(row, sources)
+    item["is_latest_version"] = _LATEST_MARK
+    head, tail = orjson.dumps(item, option=DUMPS_OPTIONS).split(b"\x00")
+    return head.decode(), tail.decode()
 
 
 def render_pending(kind: ItemKind, batch_size: int = 2000) -> int:
@@ -454,6 +478,7 @@ def render_pending(kind: ItemKind, batch_size: int = 2000) -> int:
     """
     done = 0
     last_id = 0
+    sources = SourceInfoCache()
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -463,11 +488,7 @@ def render_pending(kind: ItemKind, batch_size: int = 2000) -> int:
             pks = [row[0] for row in cursor.fetchall()]
         if not pks:
             return done
-        updates = []
-        for pk, item in _dynamic_items(kind, pks):
-            item["is_latest_version"] = _LATEST_MARK
-            head, tail = orjson.dumps(item, option=DUMPS_OPTIONS).split(b"\x00")
-            updates.append((head.decode(), tail.decode(), pk))
+        updates = [(*render_parts(kind, row, sources), row[0]) for row in _full_rows(kind, pks)]
         with connection.cursor() as cursor:
             cursor.executemany(f"UPDATE {kind.table} SET json_head = %s, json_tail = %s WHERE id = %s", updates)
         done += len(updates)

@@ -86,3 +86,30 @@ def test_it_keeps_the_contract_key_order(source):
         "to_source_name", "url", "version", "version_url", "is_latest_version", "sort_weight", "extras",
         "update_comment", "created_on", "updated_on", "created_by", "updated_by",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "ocl-v1-CIEL-subset-2015.tgz",
+        "ocl-v1-CIELTEST-2015.zip",
+        "ocl-v1-collection-refapp.json",
+        "ocl-v2-DemoSource_v1.0.20230526120030.zip",
+    ],
+)
+def test_it_stores_renderings_on_import_that_equal_the_dynamic_rendering(db, fixture):
+    from repos.importers import import_file
+    from repos.models import RepositoryVersion
+    from tests.conftest import FIXTURES
+
+    summary = import_file(FIXTURES / fixture, quiet=True)
+    assert not ConceptVersion.objects.filter(json_head__isnull=True).exists()
+    assert not MappingVersion.objects.filter(json_head__isnull=True).exists()
+    version = RepositoryVersion.objects.get(
+        repository__mnemonic=summary.repository.rstrip("/").rsplit("/", 1)[-1], version=summary.version
+    )
+    stored = body(version)
+
+    ConceptVersion.objects.update(json_head=None, json_tail=None)
+    MappingVersion.objects.update(json_head=None, json_tail=None)
+    assert body(version) == stored

@@ -35,6 +35,11 @@ from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, 
 from repos.importers.scanner import iter_items
 from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, RowWriter, create_staging, index_staging, seed_staging
 from repos.models import HEAD, Repository, RepositoryVersion
+from repos.representation import CONCEPTS as CONCEPT_ITEMS
+from repos.representation import MAPPINGS as MAPPING_ITEMS
+from repos.representation import render_parts, render_pending, source_info
+
+RENDER_KINDS = {"concepts": CONCEPT_ITEMS, "mappings": MAPPING_ITEMS}
 
 # [:repo]_[:version].[:14-digit timestamp].(tgz|zip|json), the name the export service gives archives.
 EXPORT_FILE_NAME = re.compile(r"^(?P<repo>[^_]+)_(?P<version>.+)\.(?P<stamp>\d{14})\.(?:tgz|tar\.gz|zip|json)$")
@@ -151,7 +156,10 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
     # real tables (a duplicate item then fails the unique constraint, and the import says so).
     direct = repository.is_source and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
     writer = RowWriter(direct=direct, keep_open=repository.is_source)
-    _stage_items(path, resolver, writer, quiet, batch_size)
+    # Rows going straight into the real tables carry their rendering, made here from the same
+    # values (nothing rewrites them later); every other new row is rendered after the merge.
+    renderer = ItemRenderer(repository) if direct else None
+    _stage_items(path, resolver, writer, quiet, batch_size, renderer)
     phases.done("stage")
     for kind in KINDS.values():
         if direct:
@@ -173,6 +181,9 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
             merge.fill_source_heads(kind)
         merge.replace_in_head(kind, head.pk)
         phases.done(f"merge {kind.key}")
+    for kind in KINDS.values():
+        render_pending(RENDER_KINDS[kind.key])
+    phases.done("render")
     if not repository.is_source and plan.references is not None and head.references != plan.references:
         head.references = plan.references
         head.save(update_fields=["references"])
@@ -194,7 +205,28 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
     )
 
 
-def _stage_items(path: Path, resolver: SourceResolver, writer: RowWriter, quiet: bool, batch_size: int) -> None:
+class ItemRenderer:
+    """Renders the rows of one source's first import as they are written (see render_parts)."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.source_id = repository.pk
+        self.sources = {repository.pk: source_info(repository)}
+
+    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str | None, str | None]:
+        if source_id != self.source_id:
+            return None, None  # rendered after the merge, with its own source's details
+        # rows are (*fields, checksum); the representation's columns are (id, source_id, *fields)
+        return render_parts(RENDER_KINDS[key], (0, source_id, *row[:-1]), self.sources)
+
+
+def _stage_items(
+    path: Path,
+    resolver: SourceResolver,
+    writer: RowWriter,
+    quiet: bool,
+    batch_size: int,
+    renderer: ItemRenderer | None = None,
+) -> None:
     """Stream the items into the staging (or real) tables, one batch per kind at a time."""
     builders: dict[str, tuple[Callable[[dict], tuple], Callable[[dict], str | None]]] = {
         "concepts": (concept_row, concept_source_url),
@@ -220,7 +252,10 @@ def _stage_items(path: Path, resolver: SourceResolver, writer: RowWriter, quiet:
                 except ImportFileError as exc:
                     raise ImportFileError(f"{path}: {key} item #{index}: {exc}") from exc
                 batch = batches[key]
-                batch.append((ordinal, source_id, *row))
+                if renderer is not None:
+                    batch.append((ordinal, source_id, *row, *renderer(key, source_id, row)))
+                else:
+                    batch.append((ordinal, source_id, *row))
                 if len(batch) >= batch_size:
                     writer.write(KINDS[key], batch)
                     progress.update(len(batch))

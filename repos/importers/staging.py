@@ -116,7 +116,8 @@ class RowWriter:
         self.copy: Any = None
 
     def columns(self, kind: Kind) -> tuple[str, ...]:
-        return ("source_id", *kind.fields) if self.direct else kind.staged_columns
+        # direct rows carry their rendering (json_head, json_tail) after the fields
+        return ("source_id", *kind.fields, "json_head", "json_tail") if self.direct else kind.staged_columns
 
     def table(self, kind: Kind) -> str:
         return kind.table if self.direct else kind.staging
