@@ -548,6 +548,36 @@ def stream_version(
     yield b"}"
 
 
+def body_size(version: RepositoryVersion, item_filter: ItemFilter = EVERYTHING) -> int | None:
+    """The exact byte length of ``stream_version(version, item_filter)``, from stored renderings.
+
+    One aggregate per list on PostgreSQL; None when it cannot be known without reading the items
+    (SQLite, a limit or offset, or rows not rendered yet). Read it in the same snapshot as the
+    stream: ``is_latest_version`` (true/false) is the one value whose length can change.
+    """
+    if connection.vendor != "postgresql" or item_filter.limit is not None or item_filter.offset:
+        return None
+    size = len(dumps(version_dict(version))) - 1 + 1  # the keys without "}", then the final "}"
+    for kind, wanted in ((CONCEPTS, item_filter.include_concepts), (MAPPINGS, item_filter.include_mappings)):
+        if not wanted:
+            continue
+        where, params = _where(kind, version.pk, item_filter)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*), COUNT(i.json_head), COALESCE(SUM(octet_length(i.json_head) + octet_length(i.json_tail)"
+                " + CASE WHEN i.is_latest_version THEN 4 ELSE 5 END), 0) "
+                f"FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} WHERE {where}",
+                params,
+            )
+            count, rendered, length = cursor.fetchone()
+        if rendered != count:
+            return None
+        size += len(f',"{kind.key}":[]'.encode()) + int(length) + max(count - 1, 0)
+    if not version.repository.is_source:
+        size += len(b',"references":' + dumps(version.references or []))
+    return size
+
+
 def item_bytes(kind: ItemKind, pk: int) -> bytes:
     """One concept or mapping version, in exactly the bytes it has inside a version."""
     with connection.cursor() as cursor:

@@ -113,3 +113,30 @@ def test_it_stores_renderings_on_import_that_equal_the_dynamic_rendering(db, fix
     ConceptVersion.objects.update(json_head=None, json_tail=None)
     MappingVersion.objects.update(json_head=None, json_tail=None)
     assert body(version) == stored
+
+
+def test_it_knows_the_exact_size_of_a_rendered_body(source):
+    from repos.representation import ItemFilter, body_size
+
+    version = make_version(source, "v1")
+    assert body_size(version) is None  # not rendered yet: unknown without reading
+    render_all_pending()
+    assert body_size(version) == len(body(version))
+    no_retired = ItemFilter(include_concepts=True, include_mappings=True)
+    assert body_size(version, no_retired) == len(b"".join(stream_version(version, no_retired)))
+    add_concept(source, "1", names=[{"name": "Anemia, again", "locale": "en"}])  # flips a flag: false
+    render_all_pending()
+    assert body_size(version) == len(body(version))
+    assert body_size(version, ItemFilter(include_concepts=True, limit=1)) is None
+
+
+def test_it_knows_the_size_of_imported_sources_and_collections(db):
+    from repos.importers import import_file
+    from repos.models import RepositoryVersion
+    from repos.representation import body_size
+    from tests.conftest import FIXTURES
+
+    for name in ("ocl-v1-collection-refapp.json", "ocl-v2-DemoSource_v1.0.20230526120030.zip"):
+        import_file(FIXTURES / name, quiet=True)
+    for version in RepositoryVersion.objects.all():
+        assert body_size(version) == len(body(version)), version
