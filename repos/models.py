@@ -277,6 +277,8 @@ class ConceptVersion(models.Model):
     # value of is_latest_version (the one field that changes). NULL until rendered.
     json_head = models.TextField(null=True, blank=True)
     json_tail = models.TextField(null=True, blank=True)
+    # UTF-8 bytes of json_head + json_tail: an export's size is a sum over a covering index.
+    json_size = models.IntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_concept_version")]
@@ -284,6 +286,7 @@ class ConceptVersion(models.Model):
             models.Index(fields=["source", "mnemonic"], name="concept_by_id"),
             models.Index(fields=["updated_on"], name="concept_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="concept_unrendered"),
+            models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="concept_sizes"),
         ]
 
 
@@ -322,6 +325,7 @@ class MappingVersion(models.Model):
     checksum = models.CharField(max_length=64, default="")
     json_head = models.TextField(null=True, blank=True)  # see ConceptVersion.json_head
     json_tail = models.TextField(null=True, blank=True)
+    json_size = models.IntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_mapping_version")]
@@ -329,6 +333,7 @@ class MappingVersion(models.Model):
             models.Index(fields=["source", "mnemonic"], name="mapping_by_id"),
             models.Index(fields=["updated_on"], name="mapping_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="mapping_unrendered"),
+            models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="mapping_sizes"),
         ]
 
 

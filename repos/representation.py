@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 try:  # psycopg's C loader when its binary package is installed
     from psycopg.types.datetime import TimestamptzLoader as C_TIMESTAMPTZ_LOADER
@@ -457,18 +457,18 @@ def _full_rows(kind: ItemKind, pks: list[int]) -> Iterator[tuple]:
 _LATEST_MARK = Fragment(b"\x00")
 
 
-def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str]:
-    """An item's stored rendering: its JSON text before and after the value of is_latest_version.
-
-    ``row`` is in ``kind.columns`` order (the importer passes rows it is about to write).
-    """
+def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str, int]:
+    """An item's stored rendering: its JSON text before and after the value of is_latest_version,
+    and their length in bytes. ``row`` is in ``kind.columns`` order (the importer passes rows it is
+    about to write)."""
     item = kind.build(row, sources)
     item["is_latest_version"] = _LATEST_MARK
-    head, tail = orjson.dumps(item, option=DUMPS_OPTIONS).split(b"\x00")
-    return head.decode(), tail.decode()
+    rendered = orjson.dumps(item, option=DUMPS_OPTIONS)
+    head, tail = rendered.split(b"\x00")
+    return head.decode(), tail.decode(), len(rendered) - 1
 
 
-def render_pending(kind: ItemKind, batch_size: int = 2000) -> int:
+def render_pending(kind: ItemKind, batch_size: int = 5000) -> int:
     """Store the rendered JSON of every row of ``kind`` that has none yet; returns the count.
 
     Items are immutable but for ``is_latest_version``, so writers (the importer, version
@@ -489,10 +489,32 @@ def render_pending(kind: ItemKind, batch_size: int = 2000) -> int:
         if not pks:
             return done
         updates = [(*render_parts(kind, row, sources), row[0]) for row in _full_rows(kind, pks)]
-        with connection.cursor() as cursor:
-            cursor.executemany(f"UPDATE {kind.table} SET json_head = %s, json_tail = %s WHERE id = %s", updates)
+        _store_renderings(kind, updates)
         done += len(updates)
         last_id = pks[-1]
+
+
+def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, int]]) -> None:
+    """Write ``(head, tail, size, id)`` rows: COPY and one UPDATE on PostgreSQL, else row by row."""
+    # atomic: the temporary table lives until the end of this transaction, even in autocommit
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                f"UPDATE {kind.table} SET json_head = %s, json_tail = %s, json_size = %s WHERE id = %s", updates
+            )
+            return
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS rendered_items "
+            "(json_head text, json_tail text, json_size integer, id bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY rendered_items FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {kind.table} AS i SET json_head = r.json_head, json_tail = r.json_tail, json_size = r.json_size "
+            "FROM rendered_items AS r WHERE i.id = r.id"
+        )
+        cursor.execute("TRUNCATE rendered_items")
 
 
 def render_all_pending() -> int:
@@ -563,9 +585,10 @@ def body_size(version: RepositoryVersion, item_filter: ItemFilter = EVERYTHING) 
             continue
         where, params = _where(kind, version.pk, item_filter)
         with connection.cursor() as cursor:
+            # Index-only: the membership's unique index joined to the items' covering index.
             cursor.execute(
-                "SELECT COUNT(*), COUNT(i.json_head), COALESCE(SUM(octet_length(i.json_head) + octet_length(i.json_tail)"
-                " + CASE WHEN i.is_latest_version THEN 4 ELSE 5 END), 0) "
+                "SELECT COUNT(*), COUNT(i.json_size), "
+                "COALESCE(SUM(i.json_size + CASE WHEN i.is_latest_version THEN 4 ELSE 5 END), 0) "
                 f"FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} WHERE {where}",
                 params,
             )

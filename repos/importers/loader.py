@@ -212,9 +212,9 @@ class ItemRenderer:
         self.source_id = repository.pk
         self.sources = {repository.pk: source_info(repository)}
 
-    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str | None, str | None]:
+    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str | None, str | None, int | None]:
         if source_id != self.source_id:
-            return None, None  # rendered after the merge, with its own source's details
+            return None, None, None  # rendered after the merge, with its own source's details
         # rows are (*fields, checksum); the representation's columns are (id, source_id, *fields)
         return render_parts(RENDER_KINDS[key], (0, source_id, *row[:-1]), self.sources)
 

@@ -117,7 +117,9 @@ class RowWriter:
 
     def columns(self, kind: Kind) -> tuple[str, ...]:
         # direct rows carry their rendering (json_head, json_tail) after the fields
-        return ("source_id", *kind.fields, "json_head", "json_tail") if self.direct else kind.staged_columns
+        return (
+            ("source_id", *kind.fields, "json_head", "json_tail", "json_size") if self.direct else kind.staged_columns
+        )
 
     def table(self, kind: Kind) -> str:
         return kind.table if self.direct else kind.staging
