@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -88,8 +89,11 @@ def enqueue_or_fail(export: Export) -> None:
 
 
 class Heartbeat(threading.Thread):
-    """Touches ``heartbeat_on`` every interval on its own database connection, so the reaper can
-    tell a slow export from a dead worker even while the job thread is busy in one long query."""
+    """Touches ``heartbeat_on`` every interval, and writes ``items_done`` at most every
+    PROGRESS_EVERY seconds, on its own database connection: the reaper can tell a slow export from
+    a dead worker even while the job thread is busy in one long query, and the job's connection
+    writes nothing while it reads the version in one snapshot (a write to the export row there
+    would conflict with these)."""
 
     def __init__(self, export_id: int, job_id: str, interval: float) -> None:
         super().__init__(name=f"export-{export_id}-heartbeat", daemon=True)
@@ -97,40 +101,42 @@ class Heartbeat(threading.Thread):
         self.job_id = job_id
         self.interval = interval
         self.stopped = threading.Event()
+        self.items_done = 0  # set by the job thread (see report); read here
+        self.written_items = 0
+        self.last_beat = time.monotonic()
+
+    def report(self, items_done: int) -> None:
+        """``on_progress`` for produce_archive: only remembers the count (an int store is atomic)."""
+        self.items_done = items_done
 
     def run(self) -> None:
         try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    Export.objects.filter(pk=self.export_id, job_id=self.job_id, state=ExportState.PROCESSING).update(
-                        heartbeat_on=timezone.now()
-                    )
-                except OperationalError:
-                    # A missed beat is what the reaper is for; the next one may get through.
-                    logger.warning("export %s: heartbeat failed", self.export_id, exc_info=True)
+            while not self.stopped.wait(min(PROGRESS_EVERY, self.interval)):
+                self.beat()
         finally:
             connection.close()  # this thread's own connection
+
+    def beat(self) -> None:
+        fields: dict[str, Any] = {}
+        if self.items_done != self.written_items:
+            fields["items_done"] = self.items_done
+        if time.monotonic() - self.last_beat >= self.interval:
+            fields["heartbeat_on"] = timezone.now()
+        if not fields:
+            return
+        try:
+            Export.objects.filter(pk=self.export_id, job_id=self.job_id, state=ExportState.PROCESSING).update(**fields)
+        except OperationalError:
+            # A missed beat is what the reaper is for; the next one may get through.
+            logger.warning("export %s: heartbeat failed", self.export_id, exc_info=True)
+            return
+        self.written_items = fields.get("items_done", self.written_items)
+        if "heartbeat_on" in fields:
+            self.last_beat = time.monotonic()
 
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=self.interval + 5)
-
-
-class ProgressReporter:
-    """``on_progress`` for produce_archive: writes items_done at most every PROGRESS_EVERY seconds."""
-
-    def __init__(self, export: Export) -> None:
-        self.export = export
-        self.last_write = 0.0
-
-    def __call__(self, items_done: int) -> None:
-        current = time.monotonic()
-        if current - self.last_write < PROGRESS_EVERY:
-            return
-        self.last_write = current
-        Export.objects.filter(pk=self.export.pk, job_id=self.export.job_id, state=ExportState.PROCESSING).update(
-            items_done=items_done
-        )
 
 
 def run_export(export_id: int) -> dict[str, Any]:
@@ -157,7 +163,7 @@ def run_export(export_id: int) -> dict[str, Any]:
     heartbeat = Heartbeat(export.pk, job_id, settings.EXPORT_HEARTBEAT_INTERVAL)
     heartbeat.start()
     try:
-        outcome = produce_and_publish(export, job_id)
+        outcome = produce_and_publish(export, job_id, heartbeat.report)
     except Exception as exc:
         record_failure(export, job_id, exc)
         raise  # RQ records the traceback (and retries temporary failures)
@@ -166,7 +172,7 @@ def run_export(export_id: int) -> dict[str, Any]:
     return outcome
 
 
-def produce_and_publish(export: Export, job_id: str) -> dict[str, Any]:
+def produce_and_publish(export: Export, job_id: str, on_progress: Callable[[int], None]) -> dict[str, Any]:
     version = export.version
     repository = version.repository
     last_updated = version.get_last_updated()
@@ -181,7 +187,7 @@ def produce_and_publish(export: Export, job_id: str) -> dict[str, Any]:
     )
     export.items_total, export.key, export.file_name = total, key, file_name
 
-    result = produce_archive(version, export.format, key, ProgressReporter(export), last_updated)
+    result = produce_archive(version, export.format, key, on_progress, last_updated)
 
     # The object is published; only now may the row say so.
     completed = export.transition(

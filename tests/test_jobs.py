@@ -11,7 +11,7 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from ocl_export import queue
-from ocl_export.jobs import Heartbeat, ProgressReporter, discard_unclaimed_object, run_export
+from ocl_export.jobs import Heartbeat, discard_unclaimed_object, run_export
 from ocl_export.models import Export, ExportState, IllegalTransition
 from ocl_export.storage import get_storage
 from tests.export_support import EXPORT_URL, ciel_v1, the_export, work
@@ -99,12 +99,17 @@ def test_the_heartbeat_beats_on_its_own_connection(pending) -> None:
     assert the_export(pending.version).heartbeat_on is not None
 
 
-def test_progress_is_written_at_most_every_second(pending) -> None:
+def test_progress_is_written_by_the_heartbeat_not_by_the_reading_connection(pending) -> None:
     pending.transition(ExportState.PROCESSING, started_on=timezone.now())
-    report = ProgressReporter(pending)
-    report(10)
-    report(20)
-    assert the_export(pending.version).items_done == 10
+    heartbeat = Heartbeat(pending.pk, pending.job_id, interval=60)
+    heartbeat.report(10)
+    heartbeat.report(20)
+    assert the_export(pending.version).items_done == 0  # reporting writes nothing by itself
+    heartbeat.beat()
+    assert the_export(pending.version).items_done == 20
+    Export.objects.filter(pk=pending.pk).update(items_done=0)
+    heartbeat.beat()  # nothing new to say: no write
+    assert the_export(pending.version).items_done == 0
 
 
 def test_an_abandoned_attempt_removes_what_it_published(pending, fs_storage) -> None:
