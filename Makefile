@@ -49,7 +49,7 @@ venv: $(TEST_STAMP) ## create .venv with runtime and test requirements
 run: $(RUN_STAMP) ## README command 1: embedded SQLite + Redis + worker + API on 127.0.0.1:8000
 	PYTHON=$(PY) deploy/run-embedded.sh
 
-test: lint services ## README command 2: lint, make sure PostgreSQL/Redis answer, run pytest
+test: lint docs-check services ## README command 2: lint, docs, make sure PostgreSQL/Redis answer, run pytest
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-only: $(TEST_STAMP) ## pytest alone (services assumed up)
