@@ -281,9 +281,9 @@ class ConceptVersion(models.Model):
     json_size = models.IntegerField(null=True, blank=True)
 
     class Meta:
+        # The unique index also serves lookups by (source, mnemonic): no separate index to maintain.
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_concept_version")]
         indexes = [
-            models.Index(fields=["source", "mnemonic"], name="concept_by_id"),
             models.Index(fields=["updated_on"], name="concept_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="concept_unrendered"),
             models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="concept_sizes"),
@@ -330,7 +330,6 @@ class MappingVersion(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_mapping_version")]
         indexes = [
-            models.Index(fields=["source", "mnemonic"], name="mapping_by_id"),
             models.Index(fields=["updated_on"], name="mapping_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="mapping_unrendered"),
             models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="mapping_sizes"),

@@ -142,8 +142,12 @@ class RowWriter:
         if self.open_kind is not kind:
             self.close()
             cursor = self.stack.enter_context(connection.cursor())
-            sql = f"COPY {self.table(kind)} ({', '.join(self.columns(kind))}) FROM STDIN"
+            columns = self.columns(kind)
+            types = column_types(cursor, self.table(kind), columns)
+            # Binary COPY: long JSON texts (names, renderings) are sent as they are, not escaped.
+            sql = f"COPY {self.table(kind)} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
             self.copy = self.stack.enter_context(cursor.cursor.copy(sql))
+            self.copy.set_types(types)
             self.open_kind = kind
         write_row = self.copy.write_row
         for row in rows:
@@ -172,6 +176,17 @@ def seed_staging(kind: Kind, source_id: int) -> None:
             f"WHERE source_id = %s",
             [source_id],
         )
+
+
+def column_types(cursor: Any, table: str, columns: Sequence[str]) -> list[str]:
+    """The PostgreSQL type names of ``columns`` of ``table`` (temporary tables included), in order."""
+    cursor.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        [table],
+    )
+    found = dict(cursor.fetchall())
+    return [found[column] for column in columns]
 
 
 def _portable(row: tuple) -> tuple:
