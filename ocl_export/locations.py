@@ -34,12 +34,7 @@ def issue_location(request: HttpRequest, export: Export, now: datetime | None = 
     return request.build_absolute_uri(path)
 
 
-def redeem_location(token: str, file_name: str, now: datetime | None = None) -> Export:
-    """The completed export a token grants, recording the grant as used.
-
-    Raises NotFound for a token this service did not sign (or for another file), Gone for a grant
-    that was used already or has expired.
-    """
+def _grant(token: str, file_name: str) -> DownloadGrant:
     try:
         nonce = signing.loads(token, salt=SALT)
     except signing.BadSignature as exc:
@@ -47,14 +42,37 @@ def redeem_location(token: str, file_name: str, now: datetime | None = None) -> 
     grant = DownloadGrant.objects.select_related("export").filter(nonce=nonce).first()
     if grant is None or grant.export.file_name != file_name:
         raise NotFound("Unknown download link.")
+    return grant
+
+
+def _usable(grant: DownloadGrant) -> Export:
+    if grant.export.state != ExportState.COMPLETED:
+        # Only completed exports get grants, and a completed export never changes state; a deleted
+        # one takes its grants along. Kept as a guard, not an expected path.
+        raise Gone()
+    return grant.export
+
+
+def peek_location(token: str, file_name: str, now: datetime | None = None) -> Export:
+    """The export a token grants, if it could be redeemed now, without using it up (for HEAD:
+    a link checker or ``curl -I`` must not spend a one-use link)."""
+    grant = _grant(token, file_name)
+    if grant.redeemed_on is not None or grant.expires_on <= (now or timezone.now()):
+        raise Gone()
+    return _usable(grant)
+
+
+def redeem_location(token: str, file_name: str, now: datetime | None = None) -> Export:
+    """The completed export a token grants, recording the grant as used.
+
+    Raises NotFound for a token this service did not sign (or for another file), Gone for a grant
+    that was used already or has expired.
+    """
+    grant = _grant(token, file_name)
     now = now or timezone.now()
     redeemed = DownloadGrant.objects.filter(pk=grant.pk, redeemed_on__isnull=True, expires_on__gt=now).update(
         redeemed_on=now
     )
     if redeemed != 1:
         raise Gone()
-    if grant.export.state != ExportState.COMPLETED:
-        # Only completed exports get grants, and a completed export never changes state; a deleted
-        # one takes its grants along. Kept as a guard, not an expected path.
-        raise Gone()
-    return grant.export
+    return _usable(grant)

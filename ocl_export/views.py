@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.http import http_date
@@ -28,10 +28,10 @@ from repos.views.lookup import get_repository, get_version
 from .archive import FORMATS, content_type
 from .errors import Conflict
 from .jobs import queue_export
-from .locations import issue_location, redeem_location
+from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
 from .reaper import check_export
-from .storage import get_storage
+from .storage import content_disposition, get_storage
 
 STATE_HEADER = "X-Export-State"
 NO_EXPORT = "none"
@@ -221,4 +221,15 @@ class DownloadView(APIView):
                 response["Content-Length"] = str(export.size)
         response["Date"] = http_date()
         response["Cache-Control"] = NO_STORE
+        return response
+
+    def head(self, request: Request, token: str, file_name: str) -> HttpResponseBase:
+        """What a download would answer, from the export's row, without using the link up."""
+        export = peek_location(token, file_name)
+        response = HttpResponse(content_type=content_type(export.format))
+        response["Content-Disposition"] = content_disposition(export.file_name)
+        response["Date"] = http_date()
+        response["Cache-Control"] = NO_STORE
+        if export.size is not None:
+            response["Content-Length"] = str(export.size)
         return response

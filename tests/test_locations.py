@@ -44,6 +44,24 @@ def test_a_location_works_once_then_answers_410(location, anon_client) -> None:
     assert response.json()["detail"]
 
 
+def test_a_head_request_describes_the_download_without_using_the_location(location, anon_client) -> None:
+    head = anon_client.head(location)
+    assert head.status_code == 200
+    assert head["Content-Type"] == "application/gzip"
+    assert head["Content-Disposition"] == 'attachment; filename="CIEL_v1.20161004123113.tgz"'
+    assert not head.content
+    download = anon_client.get(location)
+    assert download.status_code == 200
+    assert head["Content-Length"] == download["Content-Length"]
+    assert anon_client.head(location).status_code == 410  # used now
+
+
+def test_a_head_request_on_an_expired_or_forged_location_is_410_or_404(location, anon_client) -> None:
+    assert anon_client.head(location.replace("/exports/download/", "/exports/download/x")).status_code == 404
+    DownloadGrant.objects.update(expires_on=timezone.now() - timedelta(seconds=1))
+    assert anon_client.head(location).status_code == 410
+
+
 def test_every_get_issues_a_fresh_location(location, anon_client) -> None:
     second = anon_client.get(EXPORT_URL)["Location"]
     assert second != location
