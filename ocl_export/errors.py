@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -36,6 +37,11 @@ class Gone(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError):
+        # The database is unreachable or busy (a locked SQLite file, a restarting PostgreSQL):
+        # temporary, and nothing was changed, so say when to try again.
+        logger.warning("Database unavailable in %s: %s", context.get("view"), exc)
+        exc = ServiceUnavailable("The database is busy or unavailable; try again shortly.", retry_after=5)
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with its traceback and still answer JSON.

@@ -99,7 +99,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The embedded mode's web process and worker write to one file: WAL lets readers go on while
+    # the worker writes, and IMMEDIATE transactions take the write lock up front (waiting up to
+    # the timeout) instead of failing at once with "database is locked" when a read turns write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+    )
 elif "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("DATABASE_NO_PARALLEL_QUERY", True):
     # Exports and limit=0 reads run thousands of short keyset batches; a parallel plan spends
     # ~10 ms starting workers for each (5x the batch itself) and loses the merge join.
