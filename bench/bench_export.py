@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -245,29 +243,6 @@ def floor(version_id: int) -> float:
 # --- the S3 server --------------------------------------------------------------------------
 
 
-def start_moto() -> tuple[subprocess.Popen, str]:
-    import requests
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-    process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(endpoint, timeout=1)
-            return process, endpoint
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.1)
-
-
 def measure(database_url: str, env: dict[str, str], items: int, profile: str | None) -> dict:
     version_id = build_version(items)
     key = f"bench/CIEL{items}_v1.{int(time.time())}.tgz"
@@ -309,6 +284,8 @@ def main() -> None:
         return
 
     ensure_database(args.database)
+    from tests.s3server import start_moto
+
     moto, endpoint = start_moto()
     env = {
         "EXPORT_STORAGE": "s3",

@@ -6,11 +6,6 @@ a moto server process on a free loopback port, started once per session.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +13,12 @@ from pathlib import Path
 import boto3
 import pytest
 import redis
-import requests
 from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from repos.models import Membership, Organization
+from tests.s3server import start_moto
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -116,31 +111,10 @@ def redis_conn() -> Iterator[redis.Redis]:
 # --- S3 over HTTP ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A moto S3 server process on loopback; yields its endpoint URL."""
-    port = _free_port()
-    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-    process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(endpoint, timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
-            time.sleep(0.1)
+    process, endpoint = start_moto()
     yield endpoint
     process.terminate()
     process.wait(timeout=10)

@@ -1,0 +1,35 @@
+"""A moto S3 server in its own process on a free loopback port: S3 over real HTTP for the test
+suite and the export benchmark (never an in-process mock)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+
+def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
+    """Start the server; returns its process and endpoint URL once it answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    process = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(endpoint, timeout=1)
+            return process, endpoint
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("the moto S3 server did not start") from None
+            time.sleep(0.1)
