@@ -88,6 +88,19 @@ def last_segment(url: str | None) -> str | None:
     return url.rstrip("/").rsplit("/", 1)[-1] if url else None
 
 
+def _shared_fields(data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The fields a repository and a version read alike: extras, external id, audit stamps."""
+    extras = data.get("extras")
+    return {
+        "extras": extras if isinstance(extras, dict) else {},
+        "external_id": data.get("external_id"),
+        "created_on": parse_time(data.get("created_on"), now),
+        "updated_on": parse_time(data.get("updated_on"), now),
+        "created_by": text(data.get("created_by")),
+        "updated_by": text(data.get("updated_by")),
+    }
+
+
 def plan_from_metadata(meta: dict[str, Any], owner_type: str | None = None) -> RepoPlan:
     type_name = meta.get("type")
     if type_name not in KNOWN_TYPES:
@@ -126,12 +139,7 @@ def plan_from_metadata(meta: dict[str, Any], owner_type: str | None = None) -> R
         "default_locale": repo.get("default_locale") or "en",
         "supported_locales": supported,
         "website": repo.get("website"),
-        "extras": repo.get("extras") if isinstance(repo.get("extras"), dict) else {},
-        "external_id": repo.get("external_id"),
-        "created_on": parse_time(repo.get("created_on"), now),
-        "updated_on": parse_time(repo.get("updated_on"), now),
-        "created_by": text(repo.get("created_by")),
-        "updated_by": text(repo.get("updated_by")),
+        **_shared_fields(repo, now),
     }
     version_fields: dict[str, Any] = {}
     version_id = None
@@ -144,12 +152,7 @@ def plan_from_metadata(meta: dict[str, Any], owner_type: str | None = None) -> R
             "description": text(meta.get("description")),
             "released": bool(meta.get("released")),
             "retired": bool(meta.get("retired")),
-            "extras": meta.get("extras") if isinstance(meta.get("extras"), dict) else {},
-            "external_id": meta.get("external_id"),
-            "created_on": parse_time(meta.get("created_on"), now),
-            "updated_on": parse_time(meta.get("updated_on"), now),
-            "created_by": text(meta.get("created_by")),
-            "updated_by": text(meta.get("updated_by")),
+            **_shared_fields(meta, now),
         }
     references = meta.get("references") if repo_type == Repository.COLLECTIONS else None
     return RepoPlan(
