@@ -6,8 +6,8 @@ and storage lives in the modules it composes, so this stays a straight line.
 Two routes, one result (the same bytes):
 
 - **piped** (PostgreSQL, every item rendered): the exact size of ``export.json`` is read first
-  (the tar header needs it), in the same snapshot as the items; then this thread reads batches
-  while a second thread compresses and uploads them. Nothing touches the local disk, and the
+  (the tar header needs it), in the same snapshot as the items; then this thread reads each list
+  with one COPY while a second thread compresses and uploads it. Nothing touches the local disk, and the
   database read, the compression and the upload overlap.
 - **spooled** (SQLite, or rows not rendered yet): the JSON is written to an anonymous temporary
   file first, then archived from it.
@@ -161,7 +161,8 @@ def produce_archive(
     render_all_pending()  # rows written by any path that did not render them: do it once, now
     with gc_paused(), one_snapshot():
         size = body_size(version, EVERYTHING)
-        chunks = stream_version(version, EVERYTHING, on_progress)
+        # A known size means every row is rendered in this snapshot: one COPY per list reads them.
+        chunks = stream_version(version, EVERYTHING, on_progress, bulk=size is not None)
         if size is not None:
             with storage.open_writer(key, mime) as sink:
                 return _piped(chunks, size, sink, fmt, mtime)

@@ -140,3 +140,49 @@ def test_it_knows_the_size_of_imported_sources_and_collections(db):
         import_file(FIXTURES / name, quiet=True)
     for version in RepositoryVersion.objects.all():
         assert body_size(version) == len(body(version)), version
+
+
+def bulk_body(version, item_filter=EVERYTHING) -> bytes:
+    return b"".join(stream_version(version, item_filter, bulk=True))
+
+
+def test_the_bulk_copy_route_streams_the_same_bytes_as_the_batched_read(source):
+    """The export reads each list with one COPY; every character a JSON text can hold (quotes,
+    backslashes, escaped control characters, non-ASCII) must come back verbatim."""
+    from datetime import timedelta
+
+    from repos.representation import ItemFilter
+
+    tricky = 'quote " backslash \\ tab \t newline \n cr \r \x01 \x02 comma , é 中文 \U0001f600'
+    add_concept(source, "3", names=[{"name": tricky, "locale": "en"}], extras={tricky: [tricky, "\\\\"]})
+    version = make_version(source, "v1")
+    add_concept(source, "1", names=[{"name": "Anemia, again", "locale": "en"}])  # v1's "1" is no longer latest
+    render_all_pending()
+    assert bulk_body(version) == body(version)
+    assert b'"is_latest_version":false' in bulk_body(version)
+    concepts = {item["id"]: item for item in orjson.loads(bulk_body(version))["concepts"]}
+    assert concepts["3"]["names"][0]["name"] == tricky
+    assert concepts["3"]["extras"] == {tricky: [tricky, "\\\\"]}
+    newest = ConceptVersion.objects.order_by("-updated_on").first().updated_on
+    for item_filter in (
+        ItemFilter(include_concepts=True),
+        ItemFilter(include_mappings=True, include_retired=True),
+        ItemFilter(include_concepts=True, include_retired=True, updated_since=newest),
+        ItemFilter(include_concepts=True, include_retired=True, updated_since=newest + timedelta(days=1)),
+        ItemFilter(include_concepts=True, include_retired=True, offset=1, limit=2),
+    ):
+        assert bulk_body(version, item_filter) == b"".join(stream_version(version, item_filter)), item_filter
+
+
+def test_the_bulk_copy_route_reports_progress_and_spans_blocks(source, monkeypatch):
+    from repos import representation
+
+    for number in range(4, 60):
+        add_concept(source, str(number))
+    version = make_version(source, "v1")
+    render_all_pending()
+    monkeypatch.setattr(representation, "COPY_BLOCK", 2000)  # many blocks: separators between them
+    seen: list[int] = []
+    assert b"".join(stream_version(version, EVERYTHING, seen.append, bulk=True)) == body(version)
+    assert seen[-1] == version.concepts.count() + version.mappings.count()
+    assert len(seen) > 5 and seen == sorted(seen)
