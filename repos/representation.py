@@ -24,6 +24,7 @@ try:  # psycopg's C loader when its binary package is installed
 except ImportError:  # SQLite-only installs
     C_TIMESTAMPTZ_LOADER = None
 
+from repos.copy_out import copy_joined
 from repos.models import ConceptVersion, MappingVersion, Repository, RepositoryVersion
 
 DUMPS_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
@@ -537,9 +538,6 @@ def iter_item_chunks(
             on_batch(len(rows))
 
 
-# One COPY per list: CSV with a quote and a delimiter that JSON text never holds raw (orjson
-# escapes every control character), so each rendering arrives verbatim, one per line.
-_COPY_FORMAT = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
 COPY_BLOCK = 1 << 20
 
 
@@ -553,10 +551,23 @@ def copy_item_chunks(
 
     Only for rows that are all rendered: the caller checks that (:func:`body_size` is not None)
     in the same snapshot. One statement streams the whole list, so the server walks the two
-    indexes once in a merge join instead of once per keyset batch; rows arrive as lines, and
-    turning the line ends into commas is the only work left here.
+    indexes once in a merge join instead of once per keyset batch, and each rendering arrives
+    as stored (see :mod:`repos.copy_out`): joining them with commas is the only work left here.
     """
     where, params = _where(kind, version.pk, item_filter)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN({kind.member_column}), MAX({kind.member_column}) FROM {kind.membership} "
+            "WHERE repositoryversion_id = %s",
+            [version.pk],
+        )
+        low, high = cursor.fetchone()
+    if low is None:
+        return
+    # The item side bounded by the version's own id range too: a merge join would otherwise walk
+    # the item table from its first row to reach a version whose rows came later.
+    where += " AND i.id BETWEEN %s AND %s"
+    params += [low, high]
     limit = "" if item_filter.limit is None else f" LIMIT {int(item_filter.limit)}"
     offset = f" OFFSET {int(item_filter.offset)}"  # OFFSET (even 0) also keeps the planner from
     # estimating the concatenation's width as tiny and choosing to sort the whole list in memory.
@@ -564,29 +575,18 @@ def copy_item_chunks(
         f"COPY (SELECT s.h || CASE WHEN s.l THEN 'true' ELSE 'false' END || s.t FROM ("
         f"SELECT i.json_head AS h, i.is_latest_version AS l, i.json_tail AS t "
         f"FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
-        f"WHERE {where} ORDER BY m.{kind.member_column}{limit}{offset}) AS s) TO STDOUT {_COPY_FORMAT}"
+        f"WHERE {where} ORDER BY m.{kind.member_column}{limit}{offset}) AS s) TO STDOUT (FORMAT binary)"
     )
     separator = b""
-    buffer = bytearray()
     with connection.cursor() as cursor:
         # The statement's cost estimate is large enough to start JIT compilation, which costs
         # seconds and gains nothing on a plain scan (SET LOCAL: for this transaction only).
         cursor.execute("SET LOCAL jit = off")
-        with cursor.cursor.copy(sql, params) as copy:
-            for line in copy:
-                buffer += line
-                if len(buffer) >= COPY_BLOCK:
-                    yield separator + _lines_to_items(buffer, on_batch)
-                    separator = b","
-                    buffer.clear()
-    if buffer:
-        yield separator + _lines_to_items(buffer, on_batch)
-
-
-def _lines_to_items(lines: bytearray, on_batch: Callable[[int], None] | None) -> bytes:
-    if on_batch is not None:
-        on_batch(lines.count(b"\n"))
-    return bytes(lines[:-1]).replace(b"\n", b",")
+        for block, rows in copy_joined(cursor.cursor, sql, params, b",", COPY_BLOCK):
+            yield separator + block
+            separator = b","
+            if on_batch is not None:
+                on_batch(rows)
 
 
 def stream_version(

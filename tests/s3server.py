@@ -12,6 +12,8 @@ import time
 
 import requests
 
+IN_MEMORY_BYTES = 1 << 30
+
 
 def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
     """Start the server; returns its process and endpoint URL once it answers."""
@@ -19,8 +21,11 @@ def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    # moto spools every object and part above ~5 MiB to a temporary file and copies it back on
+    # each read; in memory instead, the server costs the exporter under test less of the CPU.
+    env = {**os.environ, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(IN_MEMORY_BYTES)}
     process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
