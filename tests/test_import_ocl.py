@@ -207,6 +207,19 @@ def test_it_refuses_an_existing_version_with_other_content(tmp_path: Path) -> No
 
 
 @pytest.mark.django_db
+def test_a_first_import_refuses_an_existing_empty_version_of_the_same_id() -> None:
+    from repos.models import snapshot_head
+
+    org = Organization.objects.create(mnemonic="DemoOrg")
+    source = Repository.objects.create(repo_type=Repository.SOURCES, owner_org=org, mnemonic="DemoSource")
+    snapshot_head(source, "v1.0")  # empty: the file's items would be this source's first rows
+    before = database_state()
+    with pytest.raises(ImportFileError, match="already exists with other content"):
+        import_file(DEMO)
+    assert database_state() == before
+
+
+@pytest.mark.django_db
 def test_it_resolves_the_collection_concepts_into_their_source() -> None:
     summary = import_file(REFAPP)
     assert summary.placeholders == ["/orgs/CIEL/sources/CIEL/"]

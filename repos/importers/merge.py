@@ -122,6 +122,25 @@ def add_membership(kind: Kind, version_id: int) -> None:
     )
 
 
+def add_source_rows(kind: Kind, version_id: int, source_id: int) -> None:
+    """A source's first import: the version holds every row of the source, all just written."""
+    _execute(
+        f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
+        f"SELECT %s, id FROM {kind.table} WHERE source_id = %s ORDER BY id",
+        [version_id, source_id],
+    )
+
+
+def copy_members(kind: Kind, from_version_id: int, to_version_id: int) -> None:
+    """The second version gets the first one's rows (an index-only read of the membership)."""
+    member = kind.member_column
+    _execute(
+        f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
+        f"SELECT %s, {member} FROM {kind.membership} WHERE repositoryversion_id = %s ORDER BY {member}",
+        [to_version_id, from_version_id],
+    )
+
+
 def same_membership(kind: Kind, version_id: int) -> bool:
     """Does the existing version hold exactly the staged rows?"""
     held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])

@@ -114,6 +114,9 @@ class RowWriter:
         self.open_kind: Kind | None = None
         self.stack = ExitStack()
         self.copy: Any = None
+        # What was written, per kind: on a first import these answer without reading rows back.
+        self.written: dict[str, int] = {}
+        self.newest: dict[str, datetime] = {}
 
     def columns(self, kind: Kind) -> tuple[str, ...]:
         # direct rows carry their rendering (json_head, json_tail) after the fields
@@ -128,6 +131,7 @@ class RowWriter:
         """Rows as ``(ord, source_id, *fields)``."""
         if not rows:
             return
+        self._track(kind, rows)
         if self.direct:
             rows = [row[1:] for row in rows]
         if not is_postgres():
@@ -155,6 +159,16 @@ class RowWriter:
         if not self.keep_open:
             self.close()
 
+    def _track(self, kind: Kind, rows: Sequence[tuple]) -> None:
+        position = 2 + kind.fields.index("updated_on")  # rows are (ord, source_id, *fields, ...)
+        self.written[kind.key] = self.written.get(kind.key, 0) + len(rows)
+        newest = max(row[position] for row in rows)
+        if kind.key not in self.newest or newest > self.newest[kind.key]:
+            self.newest[kind.key] = newest
+
+    def newest_updated_on(self) -> datetime | None:
+        return max(self.newest.values(), default=None)
+
     def close(self) -> None:
         """End the open COPY (the server checks the rows then: errors surface here)."""
         self.open_kind = None
@@ -165,17 +179,6 @@ class RowWriter:
         self.open_kind = None
         self.copy = None
         self.stack.__exit__(type(exc), exc, exc.__traceback__)
-
-
-def seed_staging(kind: Kind, source_id: int) -> None:
-    """After a direct load: the staging table lists the new rows, for the membership statements."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {kind.staging} (ord, source_id, mnemonic, uuid, updated_on, checksum, row_id, is_new) "
-            f"SELECT id, source_id, mnemonic, uuid, updated_on, checksum, id, true FROM {kind.table} "
-            f"WHERE source_id = %s",
-            [source_id],
-        )
 
 
 def column_types(cursor: Any, table: str, columns: Sequence[str]) -> list[str]:
