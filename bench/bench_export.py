@@ -8,6 +8,7 @@ The version lives in its own PostgreSQL database (created here), built with set-
 side is a moto server on a loopback port. Each export runs in a child process, so its peak RSS
 is the export's own. The floor is what the database and gzip alone cost: COPY of the same
 columns of the same rows in the same order, through the same ISA-L gzip at the same level.
+Both are timed twice and the faster run counts (the peak RSS is the larger of the two).
 
 Targets: >= 100,000 items/s, <= 2x the floor, peak RSS <= 250 MB and flat in the version's size.
 """
@@ -248,9 +249,15 @@ def floor(version_id: int, whole_rows: bool = False) -> float:
 
 def measure(database_url: str, env: dict[str, str], items: int, profile: str | None) -> dict:
     version_id = build_version(items)
-    key = f"bench/CIEL{items}_v1.{int(time.time())}.tgz"
-    export = run_child(database_url, env, version_id, key, profile)
-    floor_seconds = min(floor(version_id) for _ in range(2))  # the floor's best of two, warm cache
+    # Export and floor alike: the best of two runs, so that neither pays alone for a cold cache.
+    runs = [
+        run_child(database_url, env, version_id, f"bench/CIEL{items}_v1.{int(time.time())}.{run}.tgz", profile)
+        for run in range(2)
+    ]
+    export = min(runs, key=lambda run: run["seconds"])
+    export["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    export["all_seconds"] = [round(run["seconds"], 2) for run in runs]
+    floor_seconds = min(floor(version_id) for _ in range(2))
     whole_rows_seconds = min(floor(version_id, whole_rows=True) for _ in range(2))
     rate = export["items"] / export["seconds"]
     figures = {
@@ -263,7 +270,7 @@ def measure(database_url: str, env: dict[str, str], items: int, profile: str | N
         "ratio_to_whole_rows_floor": export["seconds"] / whole_rows_seconds,
     }
     print(
-        f"{items:>9,} items: export {export['seconds']:6.2f}s = {rate:9,.0f} items/s "
+        f"{items:>9,} items: export {export['seconds']:6.2f}s (runs: {export['all_seconds']}) = {rate:9,.0f} items/s "
         f"(read {export['read_seconds']:.2f}s, archive+upload {export['seconds'] - export['read_seconds']:.2f}s); "
         f"floor {floor_seconds:5.2f}s = {figures['floor_items_per_s']:9,.0f} items/s; "
         f"ratio {figures['ratio_to_floor']:.2f}x (to the whole stored rows' floor of "
