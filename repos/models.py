@@ -383,6 +383,7 @@ def copy_membership(source: RepositoryVersion, target: RepositoryVersion) -> Non
         ):
             cursor.execute(
                 f"INSERT INTO {table} (repositoryversion_id, {column}) "
-                f"SELECT %s, {column} FROM {table} WHERE repositoryversion_id = %s",
+                # In row order, the membership indexes grow at their right edge.
+                f"SELECT %s, {column} FROM {table} WHERE repositoryversion_id = %s ORDER BY {column}",
                 [target.pk, source.pk],
             )

@@ -376,13 +376,13 @@ def count_items(kind: ItemKind, version: RepositoryVersion, item_filter: ItemFil
         return cursor.fetchone()[0]
 
 
-def _render_sql() -> str:
+def _render_sql(head: str = "i.json_head", latest: str = "i.is_latest_version", tail: str = "i.json_tail") -> str:
     """SQL for an item's stored JSON: its two rendered halves around ``is_latest_version``.
 
     Only that flag can change after a row is written, so it alone is read at export time; a row
     not rendered yet gives NULL and is rendered on the fly (see :func:`_fill_unrendered`).
     """
-    return "i.json_head || CASE WHEN i.is_latest_version THEN 'true' ELSE 'false' END || i.json_tail"
+    return f"{head} || CASE WHEN {latest} THEN 'true' ELSE 'false' END || {tail}"
 
 
 def iter_rows(
@@ -572,7 +572,7 @@ def copy_item_chunks(
     offset = f" OFFSET {int(item_filter.offset)}"  # OFFSET (even 0) also keeps the planner from
     # estimating the concatenation's width as tiny and choosing to sort the whole list in memory.
     sql = (
-        f"COPY (SELECT s.h || CASE WHEN s.l THEN 'true' ELSE 'false' END || s.t FROM ("
+        f"COPY (SELECT {_render_sql('s.h', 's.l', 's.t')} FROM ("
         f"SELECT i.json_head AS h, i.is_latest_version AS l, i.json_tail AS t "
         f"FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
         f"WHERE {where} ORDER BY m.{kind.member_column}{limit}{offset}) AS s) TO STDOUT (FORMAT binary)"

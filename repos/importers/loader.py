@@ -34,7 +34,7 @@ from repos.importers.owners import SourceResolver, ensure_repository
 from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, read_metadata
 from repos.importers.scanner import iter_items
 from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, Kind, RowWriter, create_staging, index_staging
-from repos.models import HEAD, Repository, RepositoryVersion
+from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
 from repos.representation import CONCEPTS as CONCEPT_ITEMS
 from repos.representation import MAPPINGS as MAPPING_ITEMS
 from repos.representation import render_parts, render_pending, source_info
@@ -170,7 +170,7 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
         for kind in KINDS.values():
             merge.add_source_rows(kind, head.pk, repository.pk)
             phases.done(f"head {kind.key}")
-        written = Written(writer)
+        written = Written(dict(writer.written), writer.newest_updated_on())
     else:
         _merge_staged(repository, head, phases)
         written = None
@@ -225,10 +225,6 @@ class Written:
 
     rows: dict[str, int]
     newest: datetime | None
-
-    def __init__(self, writer: RowWriter) -> None:
-        object.__setattr__(self, "rows", dict(writer.written))
-        object.__setattr__(self, "newest", writer.newest_updated_on())
 
     def counts(self, kind: Kind) -> tuple[int, int]:
         rows = self.rows.get(kind.key, 0)
@@ -348,14 +344,12 @@ def _write_version(
         references=plan.references or [],
         **fields,
     )
-    for kind in KINDS.values():
-        if written is not None:
-            merge.copy_members(kind, head.pk, created.pk)
-        else:
-            merge.add_membership(kind, created.pk)
     if written is not None:
+        copy_membership(head, created)
         created.last_updated = written.newest or created.updated_on
     else:
+        for kind in KINDS.values():
+            merge.add_membership(kind, created.pk)
         created.last_updated = created.compute_last_updated()
     if not plan.version_fields:
         # A plain Source/Collection file: the version is as new as its newest item.

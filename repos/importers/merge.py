@@ -131,16 +131,6 @@ def add_source_rows(kind: Kind, version_id: int, source_id: int) -> None:
     )
 
 
-def copy_members(kind: Kind, from_version_id: int, to_version_id: int) -> None:
-    """The second version gets the first one's rows (an index-only read of the membership)."""
-    member = kind.member_column
-    _execute(
-        f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
-        f"SELECT %s, {member} FROM {kind.membership} WHERE repositoryversion_id = %s ORDER BY {member}",
-        [to_version_id, from_version_id],
-    )
-
-
 def same_membership(kind: Kind, version_id: int) -> bool:
     """Does the existing version hold exactly the staged rows?"""
     held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])

@@ -114,7 +114,7 @@ class RowWriter:
         self.open_kind: Kind | None = None
         self.stack = ExitStack()
         self.copy: Any = None
-        # What was written, per kind: on a first import these answer without reading rows back.
+        # What a direct load wrote, per kind: a first import's figures, without reading rows back.
         self.written: dict[str, int] = {}
         self.newest: dict[str, datetime] = {}
 
@@ -131,8 +131,8 @@ class RowWriter:
         """Rows as ``(ord, source_id, *fields)``."""
         if not rows:
             return
-        self._track(kind, rows)
         if self.direct:
+            self._track(kind, rows)
             rows = [row[1:] for row in rows]
         if not is_postgres():
             columns = self.columns(kind)
