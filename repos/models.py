@@ -215,8 +215,8 @@ class RepositoryVersion(models.Model):
     # Collection versions: the reference expressions they were built from.
     references = models.JSONField(default=list, blank=True)
 
-    concepts = models.ManyToManyField("ConceptVersion", related_name="repo_versions", db_table="repos_version_concepts")
-    mappings = models.ManyToManyField("MappingVersion", related_name="repo_versions", db_table="repos_version_mappings")
+    concepts = models.ManyToManyField("ConceptVersion", related_name="repo_versions", through="VersionConcept")
+    mappings = models.ManyToManyField("MappingVersion", related_name="repo_versions", through="VersionMapping")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "version"], name="unique_repository_version")]
@@ -334,6 +334,30 @@ class MappingVersion(models.Model):
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="mapping_unrendered"),
             models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="mapping_sizes"),
         ]
+
+
+class VersionConcept(models.Model):
+    """A version holds a concept version. The key is the pair itself: no surrogate id, so a
+    membership row costs one heap tuple and two index entries (the key, and the item side for
+    deletes), which is most of what importing or snapshotting a large version writes."""
+
+    pk = models.CompositePrimaryKey("repositoryversion", "conceptversion")
+    repositoryversion = models.ForeignKey(RepositoryVersion, on_delete=models.CASCADE, db_index=False)
+    conceptversion = models.ForeignKey(ConceptVersion, on_delete=models.CASCADE)
+
+    class Meta:
+        db_table = "repos_version_concepts"
+
+
+class VersionMapping(models.Model):
+    """A version holds a mapping version (see :class:`VersionConcept`)."""
+
+    pk = models.CompositePrimaryKey("repositoryversion", "mappingversion")
+    repositoryversion = models.ForeignKey(RepositoryVersion, on_delete=models.CASCADE, db_index=False)
+    mappingversion = models.ForeignKey(MappingVersion, on_delete=models.CASCADE)
+
+    class Meta:
+        db_table = "repos_version_mappings"
 
 
 def snapshot_head(

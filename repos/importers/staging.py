@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from psycopg.copy import QueuedLibpqWriter
 
 from repos.importers.normalize import CONCEPT_FIELDS, MAPPING_FIELDS
 from repos.models import ConceptVersion, MappingVersion
@@ -150,7 +151,7 @@ class RowWriter:
             types = column_types(cursor, self.table(kind), columns)
             # Binary COPY: long JSON texts (names, renderings) are sent as they are, not escaped.
             sql = f"COPY {self.table(kind)} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-            self.copy = self.stack.enter_context(cursor.cursor.copy(sql))
+            self.copy = self.stack.enter_context(cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)))
             self.copy.set_types(types)
             self.open_kind = kind
         write_row = self.copy.write_row
