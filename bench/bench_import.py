@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/bench_import.py                  # 100k and 1M items
     .venv/bin/python bench/bench_import.py --sizes 20000 200000
+    .venv/bin/python bench/bench_import.py --runs 3         # the large size three times: its range
 
 For each size it generates (or reuses) a synthetic CIEL-like .tgz under bench/out/, recreates the
 PostgreSQL database ``ocl_bench_import`` (BENCH_DATABASE_URL names the server), migrates it, and
 imports the file in a child process that reports its own peak RSS. Then it prints the ratio of the
-two runs: the target is >= 20,000 items/s and a peak RSS that does not grow with the file.
+two sizes: the target is >= 20,000 items/s and a peak RSS that does not grow with the file. With
+``--runs N`` the large size is imported N times and the target is judged on the slowest run, since
+this machine's speed moves between runs.
 """
 
 from __future__ import annotations
@@ -93,15 +96,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[100_000, 1_000_000], help="items (concepts+mappings)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--runs", type=int, default=1, help="imports of the large size (the slowest counts)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     args = parser.parse_args()
-    results = []
+    small, large = args.sizes
+    results: dict[int, list[tuple[float, dict]]] = {small: [], large: []}
     try:
-        for items in args.sizes:
+        for items in [small] + [large] * max(args.runs, 1):
             path = sample_file(items, args.seed)
             result = run_once(path)
             rate = result["items"] / result["seconds"]
-            results.append((items, rate, result))
+            results[items].append((rate, result))
             phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result["phases"].items())
             print(
                 f"{items:>9,} items  {path.stat().st_size / 1e6:7.1f} MB tgz  wall {result['seconds']:7.1f} s  "
@@ -111,14 +116,18 @@ def main() -> None:
     finally:
         if not args.keep:
             drop_database()
-    (small, small_rate, small_result), (large, large_rate, large_result) = results
+    small_rate, small_result = results[small][0]
+    large_rate, large_result = min(results[large], key=lambda run: run[0])
+    if len(results[large]) > 1:
+        rates = [rate for rate, _ in results[large]]
+        print(f"{large:,} items over {len(rates)} runs: {min(rates):,.0f}-{max(rates):,.0f} items/s")
     print(
-        f"ratio {large // small}x items: items/s x{large_rate / small_rate:.2f}, "
+        f"ratio {large // small}x items (slowest large run): items/s x{large_rate / small_rate:.2f}, "
         f"wall x{large_result['seconds'] / small_result['seconds']:.1f}, "
-        f"peak RSS x{large_result['peak_rss_mb'] / small_result['peak_rss_mb']:.2f}"
+        f"peak RSS x{max(r['peak_rss_mb'] for _, r in results[large]) / small_result['peak_rss_mb']:.2f}"
     )
     target = "met" if large_rate >= 20_000 else "NOT met"
-    print(f"target >= 20,000 items/s at {large:,} items: {target}")
+    print(f"target >= 20,000 items/s at {large:,} items (slowest run): {target}")
 
 
 if __name__ == "__main__":
