@@ -186,3 +186,35 @@ def test_the_bulk_copy_route_reports_progress_and_spans_blocks(source, monkeypat
     assert b"".join(stream_version(version, EVERYTHING, seen.append, bulk=True)) == body(version)
     assert seen[-1] == version.concepts.count() + version.mappings.count()
     assert len(seen) > 5 and seen == sorted(seen)
+
+
+def test_a_newer_file_writes_its_new_rows_rendered_and_equal_to_the_dynamic_rendering(db, tmp_path, monkeypatch):
+    """A re-import renders the rows the merge found new as it inserts them (not by a second
+    pass over the table), with the uuid and previous version the merge gave them."""
+    from repos.importers import import_file, loader
+    from repos.models import RepositoryVersion
+    from tests.test_import_ocl import DEMO, read_file, write_json
+
+    import_file(DEMO)
+    data = read_file(DEMO)
+    data["id"] = data["version"] = "v1.1"
+    # a new row's previous version is the row that was latest (the file's second concept was not)
+    follow_latest = sum(1 for concept in data["concepts"][:3] if concept.get("is_latest_version", True))
+    for concept in data["concepts"][:3]:
+        concept["names"][0]["name"] += " (renamed)"
+        concept["uuid"] = concept["version"] = concept["uuid"] + "1"
+    data["mappings"][0]["map_type"] = "NARROWER-THAN"  # same uuid, other content: a suffixed uuid
+    data["concepts"].append(dict(data["concepts"][0]))  # repeated in the file: one row
+    pending = []
+    monkeypatch.setattr(loader, "render_pending", lambda kind: pending.append(kind) or 0)
+    summary = import_file(write_json(tmp_path / "DemoSource_v1.1.20230601000000.json", data))
+    assert (summary.new_concepts, summary.new_mappings) == (3, 1)
+    assert not ConceptVersion.objects.filter(json_head__isnull=True).exists()
+    assert not MappingVersion.objects.filter(json_head__isnull=True).exists()
+    assert ConceptVersion.objects.exclude(previous_version_uuid=None).count() == follow_latest
+    version = RepositoryVersion.objects.get(repository__mnemonic="DemoSource", version="v1.1")
+    stored = body(version)
+
+    ConceptVersion.objects.update(json_head=None, json_tail=None)
+    MappingVersion.objects.update(json_head=None, json_tail=None)
+    assert body(version) == stored

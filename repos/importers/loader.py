@@ -37,7 +37,7 @@ from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, Kind, RowWriter, 
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
 from repos.representation import CONCEPTS as CONCEPT_ITEMS
 from repos.representation import MAPPINGS as MAPPING_ITEMS
-from repos.representation import render_parts, render_pending, source_info
+from repos.representation import SourceInfoCache, render_parts, render_pending, source_info
 
 RENDER_KINDS = {"concepts": CONCEPT_ITEMS, "mappings": MAPPING_ITEMS}
 
@@ -199,6 +199,7 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
 
 def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phases) -> None:
     """The staged rows into the real tables: reuse unchanged rows, insert the others, fix HEAD."""
+    renderer = ItemRenderer(repository)
     source_ids = {kind.key: merge.staged_sources(kind) for kind in KINDS.values()}
     for kind in KINDS.values():
         # Nothing to match in sources that had no rows: skip the joins (and the indexes they need).
@@ -206,7 +207,7 @@ def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phase
         if existed:
             index_staging(kind)
             merge.match_existing(kind)
-        merge.insert_new(kind)
+        merge.insert_new(kind, renderer)
         if repository.is_source and existed:
             merge.flip_latest_for_source(kind)
         elif not repository.is_source:
@@ -215,7 +216,7 @@ def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phase
         merge.replace_in_head(kind, head.pk)
         phases.done(f"merge {kind.key}")
     for kind in KINDS.values():
-        render_pending(RENDER_KINDS[kind.key])
+        render_pending(RENDER_KINDS[kind.key])  # SQLite: the rows insert_new did not render
     phases.done("render")
 
 
@@ -236,15 +237,14 @@ class Written:
 
 
 class ItemRenderer:
-    """Renders the rows of one source's first import as they are written (see render_parts)."""
+    """Renders an import's new rows as they are written (see render_parts): a source's first import
+    while it streams them, any other import when it inserts the rows the merge found new."""
 
     def __init__(self, repository: Repository) -> None:
-        self.source_id = repository.pk
-        self.sources = {repository.pk: source_info(repository)}
+        self.sources = SourceInfoCache()
+        self.sources[repository.pk] = source_info(repository)
 
-    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str | None, str | None, int | None]:
-        if source_id != self.source_id:
-            return None, None, None  # rendered after the merge, with its own source's details
+    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int]:
         # rows are (*fields, checksum); the representation's columns are (id, source_id, *fields)
         return render_parts(RENDER_KINDS[key], (0, source_id, *row[:-1]), self.sources)
 

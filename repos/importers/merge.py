@@ -14,12 +14,17 @@ The SQL runs on PostgreSQL and on SQLite (3.33+, for UPDATE ... FROM).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from repos.importers.staging import CONCEPTS, Kind
+from repos.importers.staging import CONCEPTS, Kind, RowWriter
+from repos.representation import use_fast_loaders
+
+# (kind key, source id, fields) -> (json_head, json_tail, json_size): a new row's stored rendering
+Renderer = Callable[[str, int, tuple], tuple[str, str, int]]
 
 
 def _execute(sql: str, params: list | tuple = ()) -> int:
@@ -73,20 +78,56 @@ def match_existing(kind: Kind) -> None:
         )
 
 
-def insert_new(kind: Kind) -> int:
-    """Insert the unmatched items in file order (row ids then follow the file); returns how many."""
-    columns = ", ".join(("source_id", *kind.fields))
-    # ON CONFLICT skips an item repeated in the file with the same uuid: it maps to one row.
-    inserted = _execute(
-        f"INSERT INTO {kind.table} ({columns}) SELECT {columns} FROM {kind.staging} "
-        f"WHERE row_id IS NULL ORDER BY ord ON CONFLICT DO NOTHING"
-    )
+def insert_new(kind: Kind, render: Renderer | None = None) -> int:
+    """Insert the unmatched items in file order (row ids then follow the file); returns how many.
+
+    With ``render`` (PostgreSQL), the rows are read back from staging and written with their
+    rendering in one binary COPY per batch: rendered once, written once. Without it they are
+    copied by one INSERT ... SELECT and rendered afterwards (``render_pending``), which writes
+    every new row a second time.
+    """
+    if render is not None and connection.vendor == "postgresql":
+        inserted = _copy_rendered(kind, render)
+    else:
+        columns = ", ".join(("source_id", *kind.fields))
+        # ON CONFLICT skips an item repeated in the file with the same uuid: it maps to one row.
+        inserted = _execute(
+            f"INSERT INTO {kind.table} ({columns}) SELECT {columns} FROM {kind.staging} "
+            f"WHERE row_id IS NULL ORDER BY ord ON CONFLICT DO NOTHING"
+        )
     if inserted:
         _execute(
             f"UPDATE {kind.staging} AS st SET row_id = t.id, is_new = true FROM {kind.table} AS t "
             f"WHERE st.row_id IS NULL AND t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
             f"AND t.uuid = st.uuid"
         )
+    return inserted
+
+
+def _copy_rendered(kind: Kind, render: Renderer, batch_size: int = 5000) -> int:
+    """The unmatched staged rows, rendered, into the real table; the first of repeated items only."""
+    columns = ", ".join(("source_id", *kind.fields))
+    # An item repeated in the file with the same uuid maps to one row: its first occurrence.
+    firsts = (
+        f"SELECT {columns} FROM (SELECT {columns}, ord, row_number() OVER "
+        f"(PARTITION BY source_id, mnemonic, uuid ORDER BY ord) AS nth FROM {kind.staging} WHERE row_id IS NULL) "
+        f"AS unmatched WHERE nth = 1 ORDER BY ord"
+    )
+    writer = RowWriter(direct=True, keep_open=False)
+    inserted = 0
+    with connection.cursor() as cursor:
+        use_fast_loaders(cursor)
+        # A cursor of this transaction: batches are fetched between the COPYs that write them.
+        cursor.execute(f"DECLARE import_new_rows NO SCROLL CURSOR FOR {firsts}")
+        while True:
+            cursor.execute(f"FETCH {int(batch_size)} FROM import_new_rows")
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            # the writer's direct rows are (ord, source_id, *fields, *rendering); ord is not written
+            writer.write(kind, [(0, *row, *render(kind.key, row[0], row[1:])) for row in rows])
+            inserted += len(rows)
+        cursor.execute("CLOSE import_new_rows")
     return inserted
 
 
