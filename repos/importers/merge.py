@@ -86,10 +86,10 @@ def insert_new(kind: Kind, render: Renderer | None = None) -> int:
     copied by one INSERT ... SELECT and rendered afterwards (``render_pending``), which writes
     every new row a second time.
     """
+    columns = ", ".join(("source_id", *kind.fields))
     if render is not None and connection.vendor == "postgresql":
-        inserted = _copy_rendered(kind, render)
+        inserted = _copy_rendered(kind, columns, render)
     else:
-        columns = ", ".join(("source_id", *kind.fields))
         # ON CONFLICT skips an item repeated in the file with the same uuid: it maps to one row.
         inserted = _execute(
             f"INSERT INTO {kind.table} ({columns}) SELECT {columns} FROM {kind.staging} "
@@ -104,9 +104,8 @@ def insert_new(kind: Kind, render: Renderer | None = None) -> int:
     return inserted
 
 
-def _copy_rendered(kind: Kind, render: Renderer, batch_size: int = 5000) -> int:
+def _copy_rendered(kind: Kind, columns: str, render: Renderer, batch_size: int = 5000) -> int:
     """The unmatched staged rows, rendered, into the real table; the first of repeated items only."""
-    columns = ", ".join(("source_id", *kind.fields))
     # An item repeated in the file with the same uuid maps to one row: its first occurrence.
     firsts = (
         f"SELECT {columns} FROM (SELECT {columns}, ord, row_number() OVER "
