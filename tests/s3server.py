@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import requests
@@ -15,8 +16,22 @@ import requests
 IN_MEMORY_BYTES = 1 << 30
 
 
-def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
-    """Start the server; returns its process and endpoint URL once it answers."""
+def start_moto(timeout: float = 30, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """Start the server; returns its process and endpoint URL once it answers.
+
+    The free port is found by binding and releasing it, so another process may take it before
+    the server binds: a server that exits at start is tried again on another port."""
+    failures = []
+    for _ in range(attempts):
+        started = _start_once(timeout)
+        if isinstance(started, tuple):
+            return started
+        failures.append(started)
+    raise RuntimeError("the moto S3 server did not start:\n" + "\n".join(failures))
+
+
+def _start_once(timeout: float) -> tuple[subprocess.Popen, str] | str:
+    """The process and endpoint, or why it did not answer (the end of its output)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -24,8 +39,9 @@ def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
     # moto spools every object and part above ~5 MiB to a temporary file and copies it back on
     # each read; in memory instead, the server costs the exporter under test less of the CPU.
     env = {**os.environ, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(IN_MEMORY_BYTES)}
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -36,5 +52,8 @@ def start_moto(timeout: float = 30) -> tuple[subprocess.Popen, str]:
         except requests.ConnectionError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
+                process.wait()
+                log.seek(0)
+                output = log.read()[-2000:].decode(errors="replace")
+                return f"port {port}, exit code {process.returncode}: {output.strip() or '(no output)'}"
             time.sleep(0.1)
