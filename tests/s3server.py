@@ -16,25 +16,28 @@ import requests
 IN_MEMORY_BYTES = 1 << 30
 
 
-def start_moto(timeout: float = 30, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+def start_moto(timeout: float = 30, attempts: int = 3, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """Start the server; returns its process and endpoint URL once it answers.
 
     The free port is found by binding and releasing it, so another process may take it before
-    the server binds: a server that exits at start is tried again on another port."""
+    the server binds: a server that exits at start is tried again on another port. ``port`` asks
+    for a given one (a server brought back where its clients expect it); it is tried again while
+    the old server's socket lets go of it."""
     failures = []
     for _ in range(attempts):
-        started = _start_once(timeout)
+        started = _start_once(timeout, port)
         if isinstance(started, tuple):
             return started
         failures.append(started)
     raise RuntimeError("the moto S3 server did not start:\n" + "\n".join(failures))
 
 
-def _start_once(timeout: float) -> tuple[subprocess.Popen, str] | str:
+def _start_once(timeout: float, port: int | None = None) -> tuple[subprocess.Popen, str] | str:
     """The process and endpoint, or why it did not answer (the end of its output)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
     # moto spools every object and part above ~5 MiB to a temporary file and copies it back on
     # each read; in memory instead, the server costs the exporter under test less of the CPU.

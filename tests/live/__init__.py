@@ -1,0 +1,1 @@
+"""Tests and helpers that run the service as real processes (see :mod:`tests.live.stack`)."""
