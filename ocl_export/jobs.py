@@ -8,6 +8,7 @@ completed: a completed row always has its object in storage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, close_old_connections, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 from rq import get_current_job
 
@@ -33,8 +35,15 @@ from .storage import StorageError, export_key, get_storage
 
 logger = logging.getLogger(__name__)
 
-# Worth another attempt: the archive itself was fine, the world around it was not.
-TEMPORARY_ERRORS: tuple[type[BaseException], ...] = (StorageError, OperationalError, ConnectionError, TimeoutError)
+# Worth another attempt: the archive itself was fine, the world around it was not. The export reads
+# with psycopg directly (repos/copy_out.py), whose errors Django does not wrap: both kinds count.
+TEMPORARY_ERRORS: tuple[type[BaseException], ...] = (
+    StorageError,
+    OperationalError,
+    psycopg.OperationalError,
+    ConnectionError,
+    TimeoutError,
+)
 PROGRESS_EVERY = 1.0  # seconds between progress writes: a row update per batch would be wasteful
 
 
@@ -126,9 +135,13 @@ class Heartbeat(threading.Thread):
             return
         try:
             Export.objects.filter(pk=self.export_id, job_id=self.job_id, state=ExportState.PROCESSING).update(**fields)
-        except OperationalError:
-            # A missed beat is what the reaper is for; the next one may get through.
+        except DatabaseError:
+            # A missed beat is what the reaper is for; the next one may get through. A dropped
+            # connection (a restarted server, pg_terminate_backend) stays broken until closed:
+            # close it, so that the next beat opens a new one.
             logger.warning("export %s: heartbeat failed", self.export_id, exc_info=True)
+            with contextlib.suppress(DatabaseError):
+                connection.close()
             return
         self.written_items = fields.get("items_done", self.written_items)
         if "heartbeat_on" in fields:

@@ -51,8 +51,10 @@ class Export(models.Model):
     version = models.ForeignKey(RepositoryVersion, on_delete=models.CASCADE, related_name="exports")
     format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.TGZ)
     state = models.CharField(max_length=16, choices=ExportState.choices, default=ExportState.PENDING)
-    # The RQ job of the current attempt: "export-<id>-<attempts>". Each re-queue gets a new id so a
-    # late worker of an abandoned attempt can never move the row of the new one.
+    # The RQ job of the current attempt: "export-<id>-<attempts>-<random>". Each re-queue gets a new
+    # id so a late worker of an abandoned attempt can never move the row of the new one; the random
+    # part keeps ids unique across database lifetimes (a restore, a re-created database, two
+    # deployments on one Redis db), where RQ still holds finished jobs of the same row id.
     job_id = models.CharField(max_length=64, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     key = models.CharField(max_length=1024, blank=True, default="")
@@ -107,7 +109,7 @@ class Export(models.Model):
 
     @staticmethod
     def job_id_for(pk: int, attempt: int) -> str:
-        return f"export-{pk}-{attempt}"
+        return f"export-{pk}-{attempt}-{secrets.token_hex(4)}"
 
     def transition(self, new_state: str, *, expect_job_id: str | None = None, **fields: Any) -> bool:
         """Move from the state this instance holds to ``new_state`` if nobody moved it first.

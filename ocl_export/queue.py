@@ -6,6 +6,7 @@ retries, so POST answers 503 within ``REDIS_SOCKET_TIMEOUT`` instead of after re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -28,9 +29,6 @@ JOB_FUNCTION = "ocl_export.jobs.run_export"
 # Kept a day for whoever inspects the queue; failures a week, with their tracebacks.
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
-# Temporary failures (storage, network) are retried after these many seconds. Retries with a delay
-# go through RQ's scheduler: run workers with --with-scheduler.
-RETRY_INTERVALS: list[int] = [10, 60, 300]
 RETRY_AFTER_SECONDS = 30
 
 # RQ states in which a job will never run our function again.
@@ -63,24 +61,44 @@ def export_queue() -> Queue:
 
 
 def enqueue_export_job(export_id: int, job_id: str) -> None:
-    """Queue ``run_export(export_id)`` under ``job_id``; a second call with the same id is a no-op."""
+    """Queue ``run_export(export_id)`` under ``job_id``; a second call while the first job is still
+    to run (queued, scheduled, started) is a no-op.
+
+    A job of that id which has already ended is not "queued": RQ keeps finished jobs for a day, and
+    an id can come back (only by accident, with random job ids). Its remains are dropped and the
+    job is queued afresh, so the row is never left waiting for a job that will not run.
+    """
     try:
-        export_queue().enqueue(
-            JOB_FUNCTION,
-            export_id,
-            job_id=job_id,
-            unique=True,
-            description=f"export {export_id}",
-            job_timeout=settings.EXPORT_JOB_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-            retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
-        )
-    except DuplicateJobError:
-        logger.info("export job %s was already queued", job_id)
+        try:
+            _enqueue(export_id, job_id)
+        except DuplicateJobError:
+            if not is_dead(job_status(job_id)):
+                logger.info("export job %s was already queued", job_id)
+                return
+            logger.warning("export job %s had already ended; queueing it again", job_id)
+            with contextlib.suppress(NoSuchJobError):
+                Job.fetch(job_id, connection=connection()).delete()
+            _enqueue(export_id, job_id)
     except RedisError as exc:
         logger.warning("could not queue export job %s: %s", job_id, exc)
         raise ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS) from exc
+
+
+def _enqueue(export_id: int, job_id: str) -> None:
+    # Temporary failures (storage, network, a killed work horse) are retried after these many
+    # seconds. Retries with a delay go through RQ's scheduler: run workers with --with-scheduler.
+    intervals = list(settings.EXPORT_RETRY_DELAYS)
+    export_queue().enqueue(
+        JOB_FUNCTION,
+        export_id,
+        job_id=job_id,
+        unique=True,
+        description=f"export {export_id}",
+        job_timeout=settings.EXPORT_JOB_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        retry=Retry(max=len(intervals), interval=intervals),
+    )
 
 
 def job_status(job_id: str) -> str | None:

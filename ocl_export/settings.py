@@ -60,6 +60,18 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_int_list(name: str, default: str, minimum: int = 0) -> list[int]:
+    """Comma-separated whole numbers, each at least ``minimum``."""
+    items = env_list(name, default)
+    try:
+        values = [int(item) for item in items]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be comma-separated whole numbers, not {items!r}") from exc
+    if any(value < minimum for value in values):
+        raise ImproperlyConfigured(f"{name} must hold numbers of at least {minimum}, not {values!r}")
+    return values
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "embedded-default-secret-key-change-me-in-production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
@@ -147,6 +159,8 @@ EXPORT_PRESIGN_TTL = env_int("EXPORT_PRESIGN_TTL", 60, 1)
 EXPORT_JOB_TIMEOUT = env_int("EXPORT_JOB_TIMEOUT", 6 * 3600, 60)
 EXPORT_HEARTBEAT_INTERVAL = env_int("EXPORT_HEARTBEAT_INTERVAL", 10, 1)
 EXPORT_HEARTBEAT_STALE = env_int("EXPORT_HEARTBEAT_STALE", 90, 5)
+# Seconds before each retry of a job that failed for a temporary reason; empty: no retries.
+EXPORT_RETRY_DELAYS = env_int_list("EXPORT_RETRY_DELAYS", "10,60,300")
 EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 5000, 1)
 EXPORT_GZIP_LEVEL = env_int("EXPORT_GZIP_LEVEL", 1, 0)
 

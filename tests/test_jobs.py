@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
-from ocl_export import queue
+from ocl_export import jobs, queue
 from ocl_export.jobs import Heartbeat, discard_unclaimed_object, run_export
 from ocl_export.models import Export, ExportState, IllegalTransition
 from ocl_export.storage import get_storage
@@ -76,7 +78,7 @@ def test_a_permanent_failure_fails_the_row_and_is_not_retried(org, alice_client,
 def test_a_temporary_failure_is_retried_then_fails(
     org, alice_client, redis_conn, s3_bucket, settings, monkeypatch
 ) -> None:
-    monkeypatch.setattr(queue, "RETRY_INTERVALS", [0, 0])  # no scheduler in a burst worker
+    settings.EXPORT_RETRY_DELAYS = [0, 0]  # no scheduler in a burst worker
     version = ciel_v1(org)
     alice_client.post(EXPORT_URL)
     settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:1"  # S3 unreachable
@@ -138,3 +140,74 @@ def test_the_reap_command_fails_dead_exports_and_aborts_their_uploads(pending, s
     export = the_export(pending.version)
     assert (export.state, export.key) == (ExportState.FAILED, "")
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_dropped_database_connection_under_psycopg_is_temporary_and_retried(
+    org, alice_client, redis_conn, fs_storage, settings, monkeypatch
+) -> None:
+    """The export's COPY runs on psycopg itself, so a terminated backend surfaces as psycopg's own
+    OperationalError (not Django's): it is retried like any temporary failure."""
+    settings.EXPORT_RETRY_DELAYS = [0]
+    version = ciel_v1(org)
+    alice_client.post(EXPORT_URL)
+    calls = []
+
+    def backend_terminated(*args, **kwargs):
+        calls.append(1)
+        raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+
+    monkeypatch.setattr(jobs, "produce_archive", backend_terminated)
+    work()
+    assert len(calls) == 2  # the first attempt and its retry
+    export = the_export(version)
+    assert export.state == ExportState.FAILED and "AdminShutdown" in export.error
+
+
+def test_the_heartbeat_reconnects_after_its_connection_is_terminated(pending) -> None:
+    pending.transition(ExportState.PROCESSING, started_on=timezone.now(), heartbeat_on=None)
+    heartbeat = Heartbeat(pending.pk, pending.job_id, interval=0.05)
+    heartbeat.start()
+    try:
+        assert wait_until(lambda: the_export(pending.version).heartbeat_on is not None)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.rowcount >= 1
+        terminated = timezone.now()
+        assert wait_until(lambda: the_export(pending.version).heartbeat_on > terminated)
+        assert heartbeat.is_alive()
+    finally:
+        heartbeat.stop()
+
+
+def test_job_ids_never_repeat_for_the_same_row_and_attempt() -> None:
+    ids = {Export.job_id_for(1, 1) for _ in range(100)}
+    assert len(ids) == 100 and all(job_id.startswith("export-1-1-") for job_id in ids)
+
+
+def test_a_job_id_whose_job_already_ended_is_queued_again(pending, redis_conn) -> None:
+    """A Redis db that served an earlier database holds a finished job of the same id."""
+    queue.enqueue_export_job(pending.pk, pending.job_id)
+    old = Job.fetch(pending.job_id, connection=redis_conn)
+    old.set_status(JobStatus.FINISHED)
+    queue.export_queue().remove(old)
+    queue.enqueue_export_job(pending.pk, pending.job_id)
+    assert Job.fetch(pending.job_id, connection=redis_conn).get_status() == JobStatus.QUEUED
+    assert queue.export_queue().get_job_ids() == [pending.job_id]
+
+
+def test_a_job_id_still_queued_is_not_queued_twice(pending, redis_conn) -> None:
+    queue.enqueue_export_job(pending.pk, pending.job_id)
+    queue.enqueue_export_job(pending.pk, pending.job_id)
+    assert queue.export_queue().get_job_ids() == [pending.job_id]
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
