@@ -31,12 +31,13 @@ class ExportFormat(models.TextChoices):
     ZIP = "zip", "zip"
 
 
-# The only moves an export may make. A completed export never changes again: it is deleted.
+# The only moves an export may make. A completed export changes no more (it is deleted), unless
+# its archive vanished from storage behind the service's back: then it fails, and a POST rebuilds it.
 # processing -> pending is a temporary failure handed back to RQ for a retry.
 TRANSITIONS: dict[str, frozenset[str]] = {
     ExportState.PENDING: frozenset({ExportState.PROCESSING, ExportState.FAILED}),
     ExportState.PROCESSING: frozenset({ExportState.COMPLETED, ExportState.FAILED, ExportState.PENDING}),
-    ExportState.COMPLETED: frozenset(),
+    ExportState.COMPLETED: frozenset({ExportState.FAILED}),
     ExportState.FAILED: frozenset({ExportState.PENDING}),
 }
 

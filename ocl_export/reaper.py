@@ -65,6 +65,20 @@ def check_export(export: Export, now: datetime | None = None) -> Export:
     return export
 
 
+ARCHIVE_MISSING = "The archive was missing from storage; request the export again."
+
+
+def fail_if_archive_missing(export: Export, storage: ExportStorage, now: datetime | None = None) -> bool:
+    """True (and the row failed) when a completed export's archive is gone from storage: deleted
+    behind the service's back, a bucket restored from an older copy. The export then answers as if
+    there were none, and a POST builds it again. Raises StorageError when storage cannot tell."""
+    if storage.exists(export.key):
+        return False
+    if export.transition(ExportState.FAILED, error=ARCHIVE_MISSING, finished_on=now or timezone.now()):
+        logger.warning("export %s declared failed: its archive %s is missing from storage", export.pk, export.key)
+    return True
+
+
 def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = None) -> ReapSummary:
     """Fail dead exports, abort the uploads dead jobs left, forget old download grants.
 

@@ -26,12 +26,12 @@ from repos.views.base import JSONWhateverAccept
 from repos.views.lookup import get_repository, get_version
 
 from .archive import FORMATS, content_type
-from .errors import Conflict
+from .errors import Conflict, ServiceUnavailable
 from .jobs import queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
-from .reaper import check_export
-from .storage import content_disposition, get_storage
+from .reaper import check_export, fail_if_archive_missing
+from .storage import StorageError, content_disposition, get_storage
 
 STATE_HEADER = "X-Export-State"
 NO_EXPORT = "none"
@@ -208,6 +208,12 @@ class DownloadView(APIView):
     def get(self, request: Request, token: str, file_name: str) -> HttpResponseBase:
         export = redeem_location(token, file_name)
         storage = get_storage()
+        try:
+            missing = fail_if_archive_missing(export, storage)
+        except StorageError as exc:
+            raise ServiceUnavailable("The archive store is unavailable; try again shortly.", retry_after=5) from exc
+        if missing:
+            raise NotFound("There is no export of this version any more; request one with POST.")
         mime = content_type(export.format)
         if storage.is_remote:
             response: HttpResponseBase = HttpResponseRedirect(storage.presigned_url(export.key, export.file_name, mime))
