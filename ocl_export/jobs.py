@@ -65,6 +65,11 @@ def queue_export(version: RepositoryVersion, fmt: str, user: Any) -> QueueOutcom
     now = timezone.now()
     with transaction.atomic():
         export = Export.objects.filter(version=version, format=fmt).first()
+        if export is not None and is_out_of_date(export):
+            # HEAD moved on since this archive was made: it goes (its object after the commit, see
+            # receivers.delete_archive, before the new job is enqueued) and a new one is built.
+            Export.objects.filter(pk=export.pk, state=ExportState.COMPLETED).delete()
+            export = None
         if export is None:
             try:
                 # A savepoint, so the unique constraint's verdict does not poison the transaction.
@@ -78,6 +83,16 @@ def queue_export(version: RepositoryVersion, fmt: str, user: Any) -> QueueOutcom
             raise Conflict()
         transaction.on_commit(partial(enqueue_or_fail, export))
     return QueueOutcome(export, queued=True)
+
+
+def is_out_of_date(export: Export) -> bool:
+    """A completed export of HEAD no longer holds HEAD's live state: HEAD's lastUpdated (the stamp
+    in the archive's name) or its number of items has changed since. Snapshots never change."""
+    version = export.version
+    if not version.is_head or export.state != ExportState.COMPLETED:
+        return False
+    total = count_items(CONCEPTS, version, EVERYTHING) + count_items(MAPPINGS, version, EVERYTHING)
+    return export.last_updated != version.get_last_updated() or export.items_total != total
 
 
 def enqueue_or_fail(export: Export) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ocl_export.profiles import DEFAULT_FORMATS, NAMES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OCL_VAR_DIR", BASE_DIR / "var"))
 
@@ -152,7 +154,9 @@ REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT", 2, 1)
 # --- Exports --------------------------------------------------------------------------------
 EXPORT_STORAGE = env_choice("EXPORT_STORAGE", "filesystem", ("filesystem", "s3"))
 EXPORT_STORAGE_DIR = Path(env_str("EXPORT_STORAGE_DIR", str(VAR_DIR / "exports")))
-EXPORT_DEFAULT_FORMAT = env_choice("EXPORT_DEFAULT_FORMAT", "tgz", ("tgz", "zip"))
+# Which answers the export resource gives: the v1 contract, or OCL v2's (ocl_export/profiles.py).
+OCL_COMPAT = env_choice("OCL_COMPAT", "v1", NAMES)
+EXPORT_DEFAULT_FORMAT = env_choice("EXPORT_DEFAULT_FORMAT", DEFAULT_FORMATS[OCL_COMPAT], ("tgz", "zip"))
 EXPORT_ON_VERSION_CREATE = env_bool("EXPORT_ON_VERSION_CREATE", True)
 EXPORT_LOCATION_TTL = env_int("EXPORT_LOCATION_TTL", 60, 1)
 EXPORT_PRESIGN_TTL = env_int("EXPORT_PRESIGN_TTL", 60, 1)

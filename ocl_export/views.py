@@ -14,22 +14,22 @@ from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.http import http_date
-from rest_framework import status
 from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repos.models import HEAD, Repository, RepositoryVersion
+from repos.models import HEAD, RepositoryVersion
 from repos.representation import iso
 from repos.views.base import JSONWhateverAccept
 from repos.views.lookup import get_repository, get_version
 
 from .archive import FORMATS, content_type
 from .errors import Conflict, ServiceUnavailable
-from .jobs import queue_export
+from .jobs import is_out_of_date, queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
+from .profiles import Reply, Situation, current_profile
 from .reaper import check_export, fail_if_archive_missing
 from .storage import StorageError, content_disposition, get_storage
 
@@ -79,17 +79,18 @@ def describe(request: Request, export: Export) -> dict[str, Any]:
     }
 
 
-def see_other(request: Request, export: Export) -> Response:
-    """303 to a fresh one-use Location, with the version's lastUpdated."""
-    return Response(
-        status=status.HTTP_303_SEE_OTHER,
-        headers={
-            "Location": issue_location(request, export),
-            "Last-Updated": iso(export.last_updated) or "",
-            "Last-Updated-Timezone": "UTC",
-            "Cache-Control": NO_STORE,
-        },
-    )
+def archive_url(request: Request, export: Export, reply: Reply) -> str:
+    """Where a redirect to a completed export points.
+
+    ``LOCATION``: a fresh one-use link of this service (the v1 contract). ``ARCHIVE``: a URL that
+    answers 200 with the archive itself, as OCL v2's storage URLs do: a presigned S3 URL
+    (EXPORT_PRESIGN_TTL), or with filesystem storage the one-use link, which streams the file.
+    """
+    if reply is Reply.ARCHIVE:
+        presigned = get_storage().presigned_url(export.key, export.file_name, content_type(export.format))
+        if presigned:
+            return presigned
+    return issue_location(request, export)
 
 
 def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
@@ -98,66 +99,105 @@ def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
     return check_export(export) if export is not None else None
 
 
-class ExportView(APIView):
-    content_negotiation_class = JSONWhateverAccept
+def situation_of(export: Export | None) -> Situation:
+    if export is None or export.state == ExportState.FAILED or is_out_of_date(export):
+        return Situation.NONE
+    if export.is_active:
+        return Situation.BUSY
+    return Situation.READY
 
-    def repository(self, request: Request, kwargs: dict[str, Any]) -> Repository:
-        repository = get_repository(request, kwargs)
-        if kwargs["version"] == HEAD:
-            raise MethodNotAllowed(
-                request.method or "", detail="HEAD is the live state of the repository; export a version instead."
-            )
-        return repository
 
-    def get(self, request: Request, **kwargs: Any) -> Response:
-        repository = self.repository(request, kwargs)
-        version = get_version(repository, kwargs["version"])
-        export = find_export(version, requested_format(request))
-        if export is not None and export.state == ExportState.COMPLETED:
-            return see_other(request, export)
-        headers = {STATE_HEADER: export.state if export is not None else NO_EXPORT, "Cache-Control": NO_STORE}
+def answer(
+    request: Request, situation: Situation, export: Export | None, detail: str = "", formats: tuple[str, ...] = ()
+) -> Response:
+    """The profile's answer to this request in this situation, with what goes with it."""
+    planned = current_profile().answer(request.method or "GET", situation)
+    code = planned.status
+    if planned.reply is Reply.ERROR or (planned.reply is Reply.JOB and export is None):
+        # (no job to describe: a concurrent request took the row away meanwhile)
+        if situation is Situation.BUSY:
+            raise Conflict(detail or None)
+        raise NotFound(detail or "There is no export of this version.")
+    if planned.reply in (Reply.LOCATION, Reply.ARCHIVE):
+        assert export is not None
+        headers = {
+            "Location": archive_url(request, export, planned.reply),
+            "Last-Updated": iso(export.last_updated) or "",
+            "Last-Updated-Timezone": "UTC",
+            "Cache-Control": NO_STORE,
+        }
+        return Response(status=code, headers=headers)
+    if planned.reply is Reply.JOB:
+        assert export is not None
+        return Response(
+            describe(request, export),
+            status=code,
+            headers={"Link": f'<{status_url(request, export)}>; rel="status"', "Cache-Control": NO_STORE},
+        )
+    if planned.reply is Reply.STATE:
+        # A completed export seen here is an out-of-date one of HEAD: as good as none.
+        state = export.state if export is not None and export.state != ExportState.COMPLETED else NO_EXPORT
+        headers = {STATE_HEADER: state, "Cache-Control": NO_STORE}
         if export is not None and export.is_active:
             headers["Retry-After"] = str(settings.EXPORT_HEARTBEAT_INTERVAL)
             headers["Link"] = f'<{status_url(request, export)}>; rel="status"'
-        return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
+        return Response(status=code, headers=headers)
+    if planned.reply is Reply.DELETED:
+        return Response({"detail": "Export deleted.", "formats": list(formats)}, status=code)
+    return Response(status=code)
+
+
+class ExportView(APIView):
+    """One code path for both profiles: find the situation, answer what ``current_profile()`` says."""
+
+    content_negotiation_class = JSONWhateverAccept
+
+    def version(self, request: Request, kwargs: dict[str, Any]) -> RepositoryVersion:
+        repository = get_repository(request, kwargs)
+        if kwargs["version"] == HEAD and not (current_profile().head_exportable and repository.is_admin(request.user)):
+            raise MethodNotAllowed(
+                request.method or "", detail="HEAD is the live state of the repository; export a version instead."
+            )
+        if request.method in ("POST", "DELETE") and not request.user.is_authenticated:
+            raise NotAuthenticated()
+        return get_version(repository, kwargs["version"])
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        version = self.version(request, kwargs)
+        export = find_export(version, requested_format(request))
+        return answer(request, situation_of(export), export)
 
     def post(self, request: Request, **kwargs: Any) -> Response:
-        repository = self.repository(request, kwargs)
-        if not request.user.is_authenticated:
-            raise NotAuthenticated()
-        version = get_version(repository, kwargs["version"])
+        version = self.version(request, kwargs)
         fmt = requested_format(request)
         find_export(version, fmt)  # a dead job must not hold the 409 forever
-        outcome = queue_export(version, fmt, request.user)
-        if not outcome.queued:
-            return see_other(request, outcome.export)
-        return Response(
-            describe(request, outcome.export),
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Link": f'<{status_url(request, outcome.export)}>; rel="status"'},
-        )
+        try:
+            outcome = queue_export(version, fmt, request.user)
+        except Conflict as exc:
+            # Pending or processing already, or a concurrent request has just queued it.
+            return answer(request, Situation.BUSY, find_export(version, fmt), str(exc.detail))
+        return answer(request, Situation.QUEUED if outcome.queued else Situation.READY, outcome.export)
 
     def delete(self, request: Request, **kwargs: Any) -> Response:
         """Without ``?format`` every format of the version goes; with it, only that one."""
-        repository = self.repository(request, kwargs)
-        if not request.user.is_authenticated:
-            raise NotAuthenticated()
-        version = get_version(repository, kwargs["version"])
-        if not repository.is_admin(request.user):
+        version = self.version(request, kwargs)
+        if not version.repository.is_admin(request.user):
             raise PermissionDenied("Only administrators of this repository may delete its exports.")
         exports = Export.objects.filter(version=version)
         if request.query_params.get("format"):
             exports = exports.filter(format=requested_format(request))
         found = [check_export(export) for export in exports]
-        if any(export.is_active for export in found):
-            raise Conflict("An export of this version is being produced; delete it once it has finished.")
-        deleted = [export.format for export in found if export.state == ExportState.COMPLETED]
+        busy = [export for export in found if export.is_active]
+        if busy:
+            detail = "An export of this version is being produced; delete it once it has finished."
+            return answer(request, Situation.BUSY, busy[0], detail)
+        deleted = [export.format for export in found if situation_of(export) is Situation.READY]
         for export in found:
             # The stored archive goes after the commit (receivers.delete_archive).
             Export.objects.filter(pk=export.pk, state=export.state).delete()
         if not deleted:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response({"detail": "Export deleted.", "formats": deleted}, status=status.HTTP_200_OK)
+            return answer(request, Situation.NONE, None)
+        return answer(request, Situation.DELETED, None, formats=tuple(deleted))
 
 
 class ExportStatusView(APIView):

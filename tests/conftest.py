@@ -17,6 +17,7 @@ from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from ocl_export.profiles import DEFAULT_FORMATS, V2
 from repos.models import Membership, Organization
 from tests.s3server import start_moto
 
@@ -144,3 +145,13 @@ def fs_storage(settings, tmp_path):
     settings.EXPORT_STORAGE = "filesystem"
     settings.EXPORT_STORAGE_DIR = tmp_path / "exports"
     return settings.EXPORT_STORAGE_DIR
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ocl_v2(settings) -> None:
+    """The OCL v2 profile, set up as ``OCL_COMPAT=v2`` does at start-up (zip by default)."""
+    settings.OCL_COMPAT = V2
+    settings.EXPORT_DEFAULT_FORMAT = DEFAULT_FORMATS[V2]
