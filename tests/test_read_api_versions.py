@@ -114,6 +114,26 @@ def test_an_empty_json_post_is_a_400_not_a_crash(alice_client, ciel):
     assert "detail" in response.json()
 
 
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_a_deeply_nested_body_is_a_400_and_creates_nothing(alice_client, ciel, depth):
+    body = '{"id": "v4", "extras": {"a": ' + "[" * depth + "]" * depth + "}}"
+    response = alice_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested deeper than" in response.json()["detail"]
+    assert not RepositoryVersion.objects.filter(version="v4").exists()
+
+
+@pytest.mark.parametrize(
+    "extras", [{"note": "a\u0000b"}, {"a\u0000b": 1}, {"list": [{"deep": "\u0000"}]}], ids=["value", "key", "nested"]
+)
+def test_a_nul_character_in_extras_is_a_400_and_creates_nothing(alice_client, ciel, extras):
+    response = alice_client.post(URL, {"id": "v4", "extras": extras}, format="json")
+    assert response.status_code == 400, response.content
+    assert "NUL" in response.json()["detail"]
+    assert not RepositoryVersion.objects.filter(version="v4").exists()
+    assert alice_client.post(URL, {"id": "v4", "extras": {"note": "ab"}}, format="json").status_code == 201
+
+
 def test_staff_and_the_owner_of_a_user_repository_may_create_versions(staff_client, alice_client, alice):
     make_source(alice, "Mine")
     assert alice_client.post("/users/alice/sources/Mine/versions/", {"id": "v1"}, format="json").status_code == 201
