@@ -1,78 +1,123 @@
 """One-use, short-lived download URLs ("the Location").
 
-Issuing one stores a :class:`DownloadGrant` and signs its nonce into the URL, so a forged or altered
-token is told apart (404) from a genuine one that was used or has expired (410). Redeeming is one
-conditional UPDATE: of any number of simultaneous requests for the same URL exactly one wins.
+Issuing one writes nothing: the token is self-contained, ``<export id>.<expiry>.<nonce>`` signed
+with the SECRET_KEY, so a GET of an export (which every client polls, and each answer carries a
+fresh Location) costs reads only. A forged or altered token fails its signature (404); a genuine
+one names its export, its expiry (410 after it) and a random nonce. Only redemption writes: it
+inserts the nonce into :class:`RedeemedLocation`, whose primary key lets exactly one of any number
+of simultaneous redemptions insert it (the others, and every later one, hear 410).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError, connection
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from .errors import Gone
-from .models import DownloadGrant, Export, ExportState
+from .models import Export, ExportState, RedeemedLocation
 
 SALT = "ocl_export.locations.download"
 DOWNLOAD_ROUTE = "export-download"
+NONCE_BYTES = 12  # 96 random bits: 16 URL-safe characters
+UNKNOWN = "Unknown download link."
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a genuine token says: which export, until when, and its one-use nonce."""
+
+    export_id: int
+    expires: int  # Unix seconds
+    nonce: str
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires <= now.timestamp()
+
+    @property
+    def expires_on(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, UTC)
+
+
+def sign_claim(claim: Claim) -> str:
+    return signing.Signer(salt=SALT).sign(f"{claim.export_id}.{claim.expires}.{claim.nonce}")
+
+
+def read_claim(token: str) -> Claim:
+    """The claim of a token this service signed; NotFound for anything else."""
+    try:
+        export_id, expires, nonce = signing.Signer(salt=SALT).unsign(token).split(".")
+        return Claim(int(export_id), int(expires), nonce)
+    except (signing.BadSignature, ValueError) as exc:
+        raise NotFound(UNKNOWN) from exc
 
 
 def issue_location(request: HttpRequest, export: Export, now: datetime | None = None) -> str:
     """An absolute URL on this service, ending with the archive's file name, valid once."""
     now = now or timezone.now()
-    grant = DownloadGrant.objects.create(
-        export=export, created_on=now, expires_on=now + timedelta(seconds=settings.EXPORT_LOCATION_TTL)
-    )
-    token = signing.dumps(grant.nonce, salt=SALT)
+    expires = int((now + timedelta(seconds=settings.EXPORT_LOCATION_TTL)).timestamp())
+    token = sign_claim(Claim(export.pk, expires, secrets.token_urlsafe(NONCE_BYTES)))
     path = reverse(DOWNLOAD_ROUTE, kwargs={"token": token, "file_name": export.file_name})
     return request.build_absolute_uri(path)
 
 
-def _grant(token: str, file_name: str) -> DownloadGrant:
-    try:
-        nonce = signing.loads(token, salt=SALT)
-    except signing.BadSignature as exc:
-        raise NotFound("Unknown download link.") from exc
-    grant = DownloadGrant.objects.select_related("export").filter(nonce=nonce).first()
-    if grant is None or grant.export.file_name != file_name:
-        raise NotFound("Unknown download link.")
-    return grant
-
-
-def _usable(grant: DownloadGrant) -> Export:
-    if grant.export.state != ExportState.COMPLETED:
-        # Only completed exports get grants, and a completed export never changes state; a deleted
-        # one takes its grants along. Kept as a guard, not an expected path.
+def _granted(export: Export | None, file_name: str) -> Export:
+    if export is None or export.file_name != file_name:
+        raise NotFound(UNKNOWN)
+    if export.state != ExportState.COMPLETED:
+        # Tokens are only issued for completed exports; one that left that state since (its
+        # archive vanished from storage) grants nothing any more.
         raise Gone()
-    return grant.export
+    return export
 
 
 def peek_location(token: str, file_name: str, now: datetime | None = None) -> Export:
     """The export a token grants, if it could be redeemed now, without using it up (for HEAD:
-    a link checker or ``curl -I`` must not spend a one-use link)."""
-    grant = _grant(token, file_name)
-    if grant.redeemed_on is not None or grant.expires_on <= (now or timezone.now()):
+    a link checker or ``curl -I`` must not spend a one-use link). One query."""
+    claim = read_claim(token)
+    used = RedeemedLocation.objects.filter(nonce=claim.nonce)
+    export = Export.objects.annotate(used=Exists(used)).filter(pk=claim.export_id).first()
+    export = _granted(export, file_name)
+    if export.used or claim.expired(now or timezone.now()):
         raise Gone()
-    return _usable(grant)
+    return export
 
 
 def redeem_location(token: str, file_name: str, now: datetime | None = None) -> Export:
-    """The completed export a token grants, recording the grant as used.
+    """The completed export a token grants, recording the token as used.
 
-    Raises NotFound for a token this service did not sign (or for another file), Gone for a grant
-    that was used already or has expired.
+    Raises NotFound for a token this service did not sign (or for another file, or an export that
+    is gone), Gone for a token that was used already or has expired.
     """
-    grant = _grant(token, file_name)
+    claim = read_claim(token)
     now = now or timezone.now()
-    redeemed = DownloadGrant.objects.filter(pk=grant.pk, redeemed_on__isnull=True, expires_on__gt=now).update(
-        redeemed_on=now
-    )
-    if redeemed != 1:
+    export = _granted(Export.objects.filter(pk=claim.export_id).first(), file_name)
+    if claim.expired(now) or not _first_redemption(claim, now):
         raise Gone()
-    return _usable(grant)
+    return export
+
+
+def _first_redemption(claim: Claim, now: datetime) -> bool:
+    """Insert the nonce; True for the one caller whose insert went in (the primary key decides,
+    without a lock or a transaction of our own)."""
+    table = RedeemedLocation._meta.db_table
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (nonce, export_id, redeemed_on, expires_on) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (nonce) DO NOTHING",
+                [claim.nonce, claim.export_id, now, claim.expires_on],
+            )
+            return cursor.rowcount == 1
+    except IntegrityError as exc:
+        # The export was deleted between its lookup and this insert (its foreign key is gone).
+        raise NotFound(UNKNOWN) from exc

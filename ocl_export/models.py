@@ -1,4 +1,4 @@
-"""The export of one repository version in one format, and the one-use download grants.
+"""The export of one repository version in one format, and the download links used so far.
 
 An :class:`Export` row is the state machine of one archive. Its state moves only through
 :meth:`Export.transition`, a compare-and-set on (id, state, job id): whoever changes exactly one row
@@ -165,14 +165,17 @@ def fresh_attempt_fields(pk: int, attempt: int, user: Any, now: datetime) -> dic
     }
 
 
-class DownloadGrant(models.Model):
-    """One issued Location: redeemable once, before ``expires_on``."""
+class RedeemedLocation(models.Model):
+    """A Location that was used: the nonce of its token, the primary key that makes it one-use.
 
-    nonce = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe)
-    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="grants")
-    created_on = models.DateTimeField(default=timezone.now)
+    Nothing is stored when a Location is issued (see ``locations``); a row exists only once one is
+    redeemed, and is needed only until the token expires, after which the reaper forgets it.
+    """
+
+    nonce = models.CharField(max_length=32, primary_key=True)
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="redeemed_locations")
+    redeemed_on = models.DateTimeField()
     expires_on = models.DateTimeField()
-    redeemed_on = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["expires_on"], name="grant_expires_on")]
+        indexes = [models.Index(fields=["expires_on"], name="redeemed_expires_on")]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .models import ACTIVE_STATES, DownloadGrant, Export, ExportState
+from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
 from .queue import MISSING, is_dead, job_status
 from .storage import ExportStorage, StorageError, get_storage
 
@@ -24,15 +24,16 @@ logger = logging.getLogger(__name__)
 # A new row is committed a moment before its job reaches Redis (enqueue runs on commit): a job
 # missing from Redis means nothing until this long after the row was queued.
 QUEUE_GRACE = timedelta(seconds=30)
-# Used grants are kept a while for whoever investigates a download; then they are noise.
-GRANT_RETENTION = timedelta(days=1)
+# A used Location's row is needed only until its token expires (an expired token is refused on
+# its own); it is kept a while longer for whoever investigates a download, then it is noise.
+REDEEMED_RETENTION = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class ReapSummary:
     failed: int
     uploads_aborted: int
-    grants_deleted: int
+    redeemed_forgotten: int
 
 
 def death_reason(export: Export, now: datetime) -> str | None:
@@ -80,7 +81,8 @@ def fail_if_archive_missing(export: Export, storage: ExportStorage, now: datetim
 
 
 def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = None) -> ReapSummary:
-    """Fail dead exports, abort the uploads dead jobs left, forget old download grants.
+    """Fail dead exports, abort the uploads dead jobs left, forget the used download links
+    whose tokens have expired.
 
     ``upload_age_seconds``: incomplete uploads older than this are aborted whoever started them;
     by default the job timeout plus an hour, so that no live upload is ever touched.
@@ -97,8 +99,8 @@ def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = N
         aborted += storage.abort_stale_uploads("", age)
     except StorageError:
         logger.warning("could not sweep stale uploads", exc_info=True)
-    grants_deleted, _ = DownloadGrant.objects.filter(expires_on__lt=now - GRANT_RETENTION).delete()
-    return ReapSummary(failed=failed, uploads_aborted=aborted, grants_deleted=grants_deleted)
+    forgotten, _ = RedeemedLocation.objects.filter(expires_on__lt=now - REDEEMED_RETENTION).delete()
+    return ReapSummary(failed=failed, uploads_aborted=aborted, redeemed_forgotten=forgotten)
 
 
 def abort_uploads_of_failed(storage: ExportStorage) -> int:

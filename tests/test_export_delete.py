@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from ocl_export.models import DownloadGrant, Export, ExportState
+from ocl_export.models import Export, ExportState, RedeemedLocation
 from repos.models import RepositoryVersion
 from tests.export_support import EXPORT_URL, ciel_v1, the_export, work
 
@@ -58,9 +58,10 @@ def test_without_an_export_it_answers_204(org, alice_client) -> None:
 
 
 def test_an_issued_location_dies_with_its_export(exported, alice_client, anon_client) -> None:
-    location = anon_client.get(EXPORT_URL)["Location"]
+    used, location = anon_client.get(EXPORT_URL)["Location"], anon_client.get(EXPORT_URL)["Location"]
+    assert anon_client.get(used).status_code == 302
     alice_client.delete(EXPORT_URL)
-    assert not DownloadGrant.objects.exists()
+    assert not RedeemedLocation.objects.exists()
     assert anon_client.get(location).status_code == 404
 
 

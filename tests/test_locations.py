@@ -1,4 +1,5 @@
-"""The one-use Location: redeemed once, expires, forged tokens are 404, no credentials needed."""
+"""The one-use Location: redeemed once, expires, forged tokens are 404, no credentials needed;
+issuing one writes nothing."""
 
 from __future__ import annotations
 
@@ -11,14 +12,24 @@ import pytest
 import requests
 from django.core import signing
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ocl_export.locations import SALT
-from ocl_export.models import DownloadGrant
+from ocl_export.locations import SALT, Claim, read_claim, sign_claim
+from ocl_export.models import RedeemedLocation
+from ocl_export.reaper import reap_exports
 from tests.export_support import EXPORT_URL, ciel_v1, content_of, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def expired(location: str) -> str:
+    """The same genuine Location (same export, same nonce), with an expiry in the past."""
+    prefix, token, file_name = location.rsplit("/", 2)
+    claim = read_claim(token)
+    past = int((timezone.now() - timedelta(seconds=1)).timestamp())
+    return f"{prefix}/{sign_claim(Claim(claim.export_id, past, claim.nonce))}/{file_name}"
 
 
 @pytest.fixture
@@ -58,8 +69,7 @@ def test_a_head_request_describes_the_download_without_using_the_location(locati
 
 def test_a_head_request_on_an_expired_or_forged_location_is_410_or_404(location, anon_client) -> None:
     assert anon_client.head(location.replace("/exports/download/", "/exports/download/x")).status_code == 404
-    DownloadGrant.objects.update(expires_on=timezone.now() - timedelta(seconds=1))
-    assert anon_client.head(location).status_code == 410
+    assert anon_client.head(expired(location)).status_code == 410
 
 
 def test_every_get_issues_a_fresh_location(location, anon_client) -> None:
@@ -70,23 +80,44 @@ def test_every_get_issues_a_fresh_location(location, anon_client) -> None:
 
 
 def test_an_unused_location_expires(location, anon_client) -> None:
-    DownloadGrant.objects.update(expires_on=timezone.now() - timedelta(seconds=1))
-    assert anon_client.get(location).status_code == 410
+    assert anon_client.get(expired(location)).status_code == 410
+    assert anon_client.get(location).status_code == 200  # the same nonce, not expired yet
 
 
 def test_the_ttl_setting_sets_the_expiry(org, location, anon_client, settings) -> None:
     settings.EXPORT_LOCATION_TTL = 5
     before = timezone.now()
-    anon_client.get(EXPORT_URL)
-    grant = DownloadGrant.objects.latest("pk")
-    assert timedelta(seconds=4) < grant.expires_on - before <= timedelta(seconds=6)
+    token = anon_client.get(EXPORT_URL)["Location"].rsplit("/", 2)[1]
+    assert timedelta(seconds=4) < read_claim(token).expires_on - before <= timedelta(seconds=6)
+
+
+def test_issuing_a_location_writes_nothing(location, anon_client) -> None:
+    with CaptureQueriesContext(connection) as captured:
+        assert anon_client.get(EXPORT_URL).status_code == 303
+        assert anon_client.head(EXPORT_URL).status_code == 303
+    statements = [query["sql"].lstrip().split(None, 1)[0].upper() for query in captured.captured_queries]
+    assert set(statements) == {"SELECT"}
+    assert not RedeemedLocation.objects.exists()
+
+
+def test_only_the_redemption_writes_and_the_reaper_forgets_it_once_expired(location, anon_client) -> None:
+    assert anon_client.get(location).status_code == 200
+    assert RedeemedLocation.objects.count() == 1
+    reap_exports()
+    assert anon_client.get(location).status_code == 410  # still known as used while it is valid
+    reap_exports(now=timezone.now() + timedelta(days=2))  # by then the token is refused anyway
+    assert not RedeemedLocation.objects.exists()
 
 
 def test_a_forged_or_altered_token_is_404(location, anon_client) -> None:
     prefix, token, file_name = location.rsplit("/", 2)
     forged = signing.dumps("made-up-nonce", salt=SALT)
+    claim = read_claim(token)
     for url in (
         f"{prefix}/{token[:-2]}xx/{file_name}",
+        f"{prefix}/{token.replace(f'{claim.export_id}.', f'{claim.export_id + 1}.', 1)}/{file_name}",
+        f"{prefix}/{sign_claim(Claim(claim.export_id + 1, claim.expires, claim.nonce))}/{file_name}",
+        f"{prefix}/{signing.Signer(salt=SALT).sign('not.a-claim')}/{file_name}",
         f"{prefix}/{signing.dumps('x', salt='other')}/{file_name}",
         f"{prefix}/{forged}/{file_name}",
         f"{prefix}/{token}/CIEL_v2.20161004123113.tgz",
@@ -107,7 +138,7 @@ def test_the_download_needs_no_credentials_and_ignores_bad_ones(location, anon_c
 
 def test_simultaneous_redemptions_have_one_winner(location) -> None:
     results: list[int] = []
-    barrier = threading.Barrier(10)
+    barrier = threading.Barrier(20)
 
     def redeem() -> None:
         try:
@@ -118,12 +149,12 @@ def test_simultaneous_redemptions_have_one_winner(location) -> None:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=redeem) for _ in range(10)]
+    threads = [threading.Thread(target=redeem) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert Counter(results) == Counter({200: 1, 410: 9})
+    assert Counter(results) == Counter({200: 1, 410: 19})
 
 
 def test_with_s3_it_redirects_to_a_presigned_url_that_soon_expires(

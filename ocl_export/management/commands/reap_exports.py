@@ -13,7 +13,7 @@ from ocl_export.reaper import reap_exports
 
 
 class Command(BaseCommand):
-    help = "Mark dead export jobs failed, abort the uploads they left, forget old download links."
+    help = "Mark dead export jobs failed, abort the uploads they left, forget used download links once expired."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -28,5 +28,5 @@ class Command(BaseCommand):
         summary = reap_exports(upload_age_seconds=options["uploads_older_than"])
         self.stdout.write(
             f"failed {summary.failed} dead export(s), aborted {summary.uploads_aborted} upload(s), "
-            f"deleted {summary.grants_deleted} old download link(s)"
+            f"forgot {summary.redeemed_forgotten} used download link(s)"
         )
