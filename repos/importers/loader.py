@@ -1,6 +1,11 @@
 """Importing one OCL export file: metadata pass, streamed staging, set-based merge, the version.
 
 Everything happens in one transaction: a damaged file leaves the database exactly as it was.
+
+A *partial* import (``partial=True``) applies a list of changes to HEAD and writes no version:
+the body of an ``updatedSince`` read, which a mirror fetches from an upstream server. Its items
+replace their current version in HEAD (retired ones included), items it does not name stay as
+they are, and an item delivered again unchanged matches its existing row and changes nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ EXPORT_FILE_NAME = re.compile(r"^(?P<repo>[^_]+)_(?P<version>.+)\.(?P<stamp>\d{1
 IMPORT_WORK_MEM = "128MB"
 CREATED = "created"
 UNCHANGED = "unchanged"
+CHANGED = "changed"  # a partial import that wrote new rows into HEAD
 
 
 @dataclass
@@ -60,6 +66,7 @@ class ImportSummary:
     new_mappings: int = 0
     seconds: float = 0.0
     placeholders: list[str] = field(default_factory=list)
+    newest: datetime | None = None  # the newest updated_on among the file's items
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
 
     @property
@@ -87,11 +94,13 @@ def import_file(
     owner_type: str | None = None,
     quiet: bool = True,
     batch_size: int | None = None,
+    partial: bool = False,
 ) -> ImportSummary:
     """Import an OCL export file (.tgz/.tar.gz/.zip/.json, v1 or v2) into its repository.
 
     ``version`` names the version of a plain "Source"/"Collection" file (a "... Version" file
     carries its own id); ``owner_type`` ("orgs"/"users") overrides the file's owner type.
+    ``partial`` applies the file's items to HEAD as changes and writes no version (see above).
     Raises :class:`ImportFileError` for a file it cannot load, with nothing written.
     """
     path = Path(path)
@@ -108,7 +117,7 @@ def import_file(
     except ValueError as exc:
         raise ImportFileError(f"{path}: bad metadata ({exc})") from exc
     with transaction.atomic():
-        summary = _load(path, plan, version, quiet, batch_size or settings.IMPORT_BATCH_SIZE)
+        summary = _load(path, plan, version, quiet, batch_size or settings.IMPORT_BATCH_SIZE, partial)
         committing = time.monotonic()
     summary.phases["commit"] = time.monotonic() - committing
     summary.seconds = time.monotonic() - started
@@ -147,7 +156,12 @@ def _tune_session() -> None:
             cursor.execute("SET LOCAL session_replication_role = replica")
 
 
-def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_size: int) -> ImportSummary:
+def _load(
+    path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_size: int, partial: bool = False
+) -> ImportSummary:
+    """The import in its transaction. ``partial``: the merge alone, whose HEAD rule (the file's
+    rows replace their items' rows, other items stay) is already what applying changes means;
+    every row is staged (even into an empty source) and no version is named or written."""
     phases = Phases()
     _tune_session()
     repository = ensure_repository(plan)
@@ -157,7 +171,11 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
         create_staging(kind)
     # The first import of a source has nothing to match against: its rows go straight into the
     # real tables (a duplicate item then fails the unique constraint, and the import says so).
-    direct = repository.is_source and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
+    direct = (
+        not partial
+        and repository.is_source
+        and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
+    )
     writer = RowWriter(direct=direct, keep_open=repository.is_source)
     # Rows going straight into the real tables carry their rendering, made here from the same
     # values (nothing rewrites them later); every other new row is rendered after the merge.
@@ -177,12 +195,15 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
     if not repository.is_source and plan.references is not None and head.references != plan.references:
         head.references = plan.references
         head.save(update_fields=["references"])
-    version_id = plan.version_id or version or version_from_file_name(path) or _version_from_items(written)
-    status = _write_version(repository, head, plan, version_id, written)
-    phases.done("version")
     (concepts, new_concepts), (mappings, new_mappings) = (
         written.counts(kind) if written is not None else merge.counts(kind) for kind in (CONCEPTS, MAPPINGS)
     )
+    if partial:
+        version_id, status = HEAD, CHANGED if new_concepts or new_mappings else UNCHANGED
+    else:
+        version_id = plan.version_id or version or version_from_file_name(path) or _version_from_items(written)
+        status = _write_version(repository, head, plan, version_id, written)
+        phases.done("version")
     return ImportSummary(
         path=str(path),
         repository=repository.url,
@@ -193,6 +214,7 @@ def _load(path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_si
         new_concepts=new_concepts,
         new_mappings=new_mappings,
         placeholders=[source.url for source in resolver.created],
+        newest=written.newest if written is not None else merge.newest_updated_on((CONCEPTS, MAPPINGS)),
         phases=dict(phases),
     )
 
