@@ -205,6 +205,9 @@ class RepositoryVersion(models.Model):
     extras = models.JSONField(default=dict, blank=True)
     external_id = models.CharField(max_length=255, null=True, blank=True)
     previous_version = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What an imported version file named as its previous version when that version is not here
+    # (a mirror holds only an upstream's released versions): shown as it was, for the same bytes.
+    previous_version_url = models.CharField(max_length=1000, null=True, blank=True)
     created_on = models.DateTimeField(default=timezone.now)
     updated_on = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=255, blank=True, default="")

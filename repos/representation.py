@@ -170,7 +170,7 @@ def version_dict(version: RepositoryVersion) -> dict[str, Any]:
         "owner_url": repository.owner_url,
         "retired": version.retired,
         "version_url": version_url,
-        "previous_version_url": previous.url if previous is not None else None,
+        "previous_version_url": previous.url if previous is not None else version.previous_version_url,
         "created_on": utc(version.created_on),
         "updated_on": utc(version.updated_on),
         "created_by": version.created_by,

@@ -18,12 +18,14 @@ import pytest
 from django.db import connection
 
 from repos.importers import CHANGED, CREATED, UNCHANGED, ImportFileError, import_file
+from repos.importers.versions import create_version
 from repos.models import ConceptVersion, MappingVersion, Repository, RepositoryVersion
 from repos.representation import EVERYTHING, ItemFilter, repository_dict, stream_version
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CIELTEST = FIXTURES / "ocl-v1-CIELTEST-2015.zip"
 VERSION = "v2015-03-13"
+REPO = "/orgs/CIELTEST/sources/CIELTEST/"
 
 
 def repository() -> Repository:
@@ -163,3 +165,18 @@ def test_a_version_imported_from_its_own_export_reads_back_byte_for_byte(tmp_pat
 
     again = b"".join(stream_version(RepositoryVersion.objects.get(version=VERSION), EVERYTHING))
     assert again == original
+
+
+@pytest.mark.django_db
+def test_a_version_whose_previous_version_is_not_here_keeps_the_url_its_file_names(tmp_path: Path) -> None:
+    import_file(CIELTEST)  # makes v2015-03-13, which v1 then follows
+    original = b"".join(stream_version(create_version(REPO, "v1", released=True), EVERYTHING))
+    assert orjson.loads(original)["previous_version_url"] == f"{REPO}{VERSION}/"
+    exported = tmp_path / "export.json"
+    exported.write_bytes(original)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE repos_repository, repos_organization CASCADE")
+
+    import_file(exported)
+
+    assert b"".join(stream_version(RepositoryVersion.objects.get(version="v1"), EVERYTHING)) == original

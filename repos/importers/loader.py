@@ -358,11 +358,14 @@ def _write_version(
             "versions are immutable, import under another version id"
         )
     fields: dict[str, Any] = {key: value for key, value in plan.version_fields.items() if value is not None}
-    previous = repository.versions.filter(~Q(version=HEAD)).order_by("-created_on", "-id").first()
+    if "previous_version_url" in fields:
+        previous, fields["previous_version_url"] = _named_previous(repository, fields["previous_version_url"])
+    else:
+        previous = repository.versions.filter(~Q(version=HEAD)).order_by("-created_on", "-id").first() or head
     created = RepositoryVersion.objects.create(
         repository=repository,
         version=version_id,
-        previous_version=previous or head,
+        previous_version=previous,
         references=plan.references or [],
         **fields,
     )
@@ -379,3 +382,15 @@ def _write_version(
     created.save(update_fields=["last_updated", "created_on", "updated_on"])
     transaction.on_commit(lambda: signals.version_created.send(sender=RepositoryVersion, version=created, user=None))
     return CREATED
+
+
+def _named_previous(repository: Repository, url: str) -> tuple[RepositoryVersion | None, str | None]:
+    """The previous version a version file names: the one here when it is here, else its URL as is
+    (an upstream's unreleased version that a mirror does not hold), or none for an empty name."""
+    if not url:
+        return None, None
+    if url.startswith(repository.url):
+        found = repository.versions.filter(version=url[len(repository.url) :].strip("/")).first()
+        if found is not None:
+            return found, None
+    return None, url

@@ -154,6 +154,8 @@ def plan_from_metadata(meta: dict[str, Any], owner_type: str | None = None) -> R
             "retired": bool(meta.get("retired")),
             **_shared_fields(meta, now),
         }
+        if "previous_version_url" in meta:  # absent: the importer picks the newest version here
+            version_fields["previous_version_url"] = meta["previous_version_url"] or ""
     references = meta.get("references") if repo_type == Repository.COLLECTIONS else None
     return RepoPlan(
         repo_type=repo_type,
