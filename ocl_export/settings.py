@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "repos.apps.ReposConfig",
     "ocl_export.apps.OclExportConfig",
+    "mirror.apps.MirrorConfig",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,12 @@ AWS_LOCATION = env_str("AWS_LOCATION", "exports")
 
 # --- Import ---------------------------------------------------------------------------------
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000, 1)
+
+# --- Mirrors of upstream repositories (the mirror app) ----------------------------------------
+MIRROR_ATTEMPTS = env_int("MIRROR_ATTEMPTS", 4, 1)  # tries of one sync step before the run gives up
+MIRROR_BACKOFF = env_int("MIRROR_BACKOFF", 10, 0)  # seconds before the second try, doubled after each
+MIRROR_TIMEOUT = env_int("MIRROR_TIMEOUT", 60, 1)  # seconds an upstream connection may stay silent
+MIRROR_EXPORT_WAIT = env_int("MIRROR_EXPORT_WAIT", 3600, 1)  # seconds to wait for an upstream export
 
 LOGGING = {
     "version": 1,

@@ -16,4 +16,6 @@ urlpatterns = [
     # export routes first: ".../:version/export/" must not be read as a concept path
     path("", include("ocl_export.export_urls")),
     path("", include("repos.urls")),
+    # the project wires in the mirror app by name; nothing in this package imports it
+    path("", include("mirror.urls")),
 ]

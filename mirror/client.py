@@ -1,0 +1,281 @@
+"""Talking to an upstream OCL server as its clients do: its versions, a version's export, a diff.
+
+Only HTTP lives here, and the only thing it writes is a downloaded file; applying that file is
+the importer's job. The same code speaks to OCL v2 and to this service in either profile:
+
+- an export: GET ``.../:version/export/``; 200 is the archive itself, 301/302/303/307 lead to it
+  (this service's one-use link then 302s on to storage; OCL v2 302s straight to storage); 204 means
+  "none" (or, with ``X-Export-State``, "under way"), so the client POSTs once when allowed; 208
+  means "being produced". It waits as long as the server's ``Retry-After`` says, up to a limit.
+- a diff: GET the repository with ``updatedSince`` and ``limit=0`` and ``Compress: true``; a zip
+  holding ``export.json`` comes back (or plain JSON from servers that ignore the header).
+
+A failure worth another attempt (connection refused or cut, timeouts, 5xx, 429, a damaged
+archive, an export that does not get ready in time) is :class:`UpstreamUnavailable`; anything
+else (404, 401/403, nonsense answers) is :class:`UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import requests
+from isal import igzip
+
+logger = logging.getLogger(__name__)
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+TEMPORARY = frozenset({408, 425, 429, 500, 502, 503, 504})
+WAITING = frozenset({204, 208})
+DEFAULT_WAIT = 5  # seconds between polls when the server sends no Retry-After
+MAX_WAIT = 300
+MAX_POSTS = 2  # a failed upstream export may be asked for once more
+CHUNK = 1 << 20
+USER_AGENT = "ocl-export-mirror/1"
+MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "tgz"}
+
+
+class UpstreamError(Exception):
+    """The upstream answered something this run cannot get past."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Down, slow, 5xx, a cut or damaged download: another attempt may succeed."""
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    size: int  # bytes received
+    kind: str  # "tgz", "zip" or "json"
+    url: str  # where the bytes came from, after redirects
+
+
+def iso_z(value: datetime) -> str:
+    """An instant as updatedSince wants it: ISO 8601 in UTC with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def retry_after(response: requests.Response) -> float:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return min(max(float(raw), 0.1), MAX_WAIT)
+    except ValueError:
+        return DEFAULT_WAIT
+
+
+class Upstream:
+    """One upstream repository (``https://host/orgs/X/sources/Y/``), with the token to send."""
+
+    def __init__(
+        self,
+        repo_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 60,
+        export_wait: float = 3600,
+        sleep: Callable[[float], None] = time.sleep,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.repo_url = repo_url if repo_url.endswith("/") else repo_url + "/"
+        self.timeout = timeout
+        self.export_wait = export_wait
+        self.sleep = sleep
+        self.on_bytes = on_bytes
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["Accept"] = "application/json"
+        # requests drops this header itself when a redirect leaves the host (storage URLs).
+        if token:
+            self.session.headers["Authorization"] = f"Token {token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise UpstreamUnavailable(f"{type(exc).__name__} on {method} {url}: {_short(exc)}") from exc
+        except requests.RequestException as exc:
+            raise UpstreamError(f"{type(exc).__name__} on {method} {url}: {_short(exc)}") from exc
+        if response.status_code in TEMPORARY:
+            response.close()
+            raise UpstreamUnavailable(f"HTTP {response.status_code} on {method} {url}")
+        if response.status_code in (401, 403, 404):
+            detail = _detail(response)
+            response.close()
+            raise UpstreamError(f"HTTP {response.status_code} on {method} {url}{detail}")
+        return response
+
+    def _json(self, url: str) -> Any:
+        response = self._request("GET", url)
+        if response.status_code != 200:
+            raise UpstreamError(f"GET {url}: unexpected status {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UpstreamUnavailable(f"GET {url}: the answer is not JSON") from exc
+
+    # --- versions ---------------------------------------------------------------------------
+
+    def released_versions(self) -> list[str]:
+        """Ids of the upstream's released versions, oldest first (servers list newest first)."""
+        found = self._json(f"{self.repo_url}versions/?limit=1000")
+        if isinstance(found, dict):  # a paginated answer
+            found = found.get("results") or []
+        if not isinstance(found, list):
+            raise UpstreamError(f"{self.repo_url}versions/ did not answer a list of versions")
+        ids = [str(v["id"]) for v in found if isinstance(v, dict) and v.get("released") and v.get("id") != "HEAD"]
+        return list(reversed(ids))
+
+    # --- an export --------------------------------------------------------------------------
+
+    def fetch_export(self, version: str, directory: Path, create: bool = True) -> Download:
+        """Download ``version``'s export into ``directory``, asking for one when there is none."""
+        url = f"{self.repo_url}{version}/export/"
+        deadline = time.monotonic() + self.export_wait
+        posts = 0
+        while True:
+            response = self._request("GET", url, allow_redirects=False, stream=True)
+            status = response.status_code
+            if status == 200:
+                return self._save(response, directory, f"{version}-export")
+            if status in REDIRECTS:
+                response.close()
+                return self._download(urljoin(url, response.headers["Location"]), directory, f"{version}-export")
+            if status not in WAITING:
+                response.close()
+                raise UpstreamError(f"GET {url}: unexpected status {status}")
+            response.close()
+            state = response.headers.get("X-Export-State", "none" if status == 204 else "processing")
+            if state in ("none", "failed"):
+                if not create:
+                    raise UpstreamError(
+                        f"{url}: the upstream has no export of {version} and this run may not ask for one"
+                    )
+                if posts >= MAX_POSTS:
+                    raise UpstreamUnavailable(f"{url}: the upstream's export of {version} failed {posts} times")
+                posts += 1
+                found = self._ask_for_export(url, directory, version)
+                if found is not None:
+                    return found
+                continue  # the next GET tells how long the new job wants
+            if time.monotonic() + retry_after(response) > deadline:
+                raise UpstreamUnavailable(f"{url}: the export was not ready within {self.export_wait:.0f} s")
+            self.sleep(retry_after(response))
+
+    def _ask_for_export(self, url: str, directory: Path, version: str) -> Download | None:
+        """POST the export; a download when it turns out to exist, None when it is now under way."""
+        try:
+            response = self._request("POST", url, allow_redirects=False)
+        except UpstreamError as exc:
+            if isinstance(exc, UpstreamUnavailable):
+                raise
+            raise UpstreamError(
+                f"{url}: the upstream has no export of {version}, and asking for one failed ({exc})"
+            ) from exc
+        response.close()
+        if response.status_code in REDIRECTS:
+            return self._download(urljoin(url, response.headers["Location"]), directory, f"{version}-export")
+        if response.status_code in (200, 201, 202, 208, 409):  # queued, or already being produced
+            return None
+        raise UpstreamError(f"POST {url}: unexpected status {response.status_code}")
+
+    def _download(self, url: str, directory: Path, stem: str) -> Download:
+        # Redirects from here on lead to the file (a one-use link, then storage): follow them.
+        # The token goes to the upstream's own host only, as requests does on its redirects.
+        same_host = urlsplit(url).netloc == urlsplit(self.repo_url).netloc
+        headers = {} if same_host else {"Authorization": None}
+        response = self._request("GET", url, allow_redirects=True, stream=True, headers=headers)
+        if response.status_code != 200:
+            response.close()
+            raise UpstreamError(f"GET {url}: unexpected status {response.status_code} for an archive")
+        return self._save(response, directory, stem)
+
+    # --- a diff -----------------------------------------------------------------------------
+
+    def fetch_changes(self, since: datetime | None, directory: Path) -> Download:
+        """The repository's HEAD items updated at or after ``since`` (everything without it)."""
+        params = {"includeConcepts": "true", "includeMappings": "true", "includeRetired": "true", "limit": "0"}
+        if since is not None:
+            params["updatedSince"] = iso_z(since)
+        url = f"{self.repo_url}?{urlencode(params)}"
+        response = self._request("GET", url, headers={"Compress": "true"}, stream=True)
+        if response.status_code != 200:
+            response.close()
+            raise UpstreamError(f"GET {url}: unexpected status {response.status_code}")
+        return self._save(response, directory, "changes")
+
+    # --- files ------------------------------------------------------------------------------
+
+    def _save(self, response: requests.Response, directory: Path, stem: str) -> Download:
+        """Stream the body to a file named for its kind; a cut or damaged body is temporary."""
+        path = directory / f"{stem}.part"
+        size = 0
+        try:
+            with response, open(path, "wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    out.write(chunk)
+                    size += len(chunk)
+                    if self.on_bytes is not None:
+                        self.on_bytes(len(chunk))
+        except requests.RequestException as exc:
+            path.unlink(missing_ok=True)
+            raise UpstreamUnavailable(
+                f"GET {response.url}: the download was cut after {size} bytes ({_short(exc)})"
+            ) from exc
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+        kind = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), "json")
+        final = directory / f"{stem}.{kind}"
+        path.rename(final)
+        check_archive(final, kind, response.url)
+        return Download(final, size, kind, response.url)
+
+
+def check_archive(path: Path, kind: str, url: str) -> None:
+    """Read a downloaded archive through once: a damaged one is refused before the import sees it."""
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+                if bad is not None:
+                    raise zipfile.BadZipFile(f"bad CRC in {bad}")
+        elif kind == "tgz":
+            with igzip.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as archive:
+                for member in archive:
+                    extracted = archive.extractfile(member)
+                    while extracted is not None and extracted.read(CHUNK):
+                        pass
+                # tar stops at its end marker; the gzip trailer (CRC, length) comes after it
+                while raw.read(CHUNK):
+                    pass
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise UpstreamUnavailable(f"{url}: the downloaded {kind} archive is damaged ({_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({detail})" if detail else ""

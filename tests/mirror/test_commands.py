@@ -1,0 +1,113 @@
+"""``subscribe``, ``subscriptions`` and ``sync``; the periodic job on RQ's schedule; the admin view."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from rq.registry import ScheduledJobRegistry
+
+from mirror.jobs import run_subscription, schedule, waiting_jobs
+from mirror.models import Subscription
+from ocl_export.queue import export_queue
+from tests.conftest import client_for
+
+URL = "https://ocl.example.org/orgs/CIEL/sources/CIEL/"
+
+
+@pytest.fixture(autouse=True)
+def no_retries(settings):
+    settings.MIRROR_ATTEMPTS = 1
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_subscribe_saves_the_subscription_and_puts_its_first_run_on_the_schedule(redis_conn) -> None:
+    out = run("subscribe", URL, "--token-env", "CIEL_TOKEN", "--no-head", "--every", "600")
+
+    subscription = Subscription.objects.get()
+    assert (subscription.url, subscription.token_env, subscription.follow_released, subscription.follow_head) == (
+        URL,
+        "CIEL_TOKEN",
+        True,
+        False,
+    )
+    assert subscription.interval == 600
+    assert f"subscription {subscription.pk} created" in out and "token: env:CIEL_TOKEN" in out
+    assert len(waiting_jobs(subscription.pk)) == 1
+    # Subscribing again updates it and does not add a second waiting run.
+    assert "updated" in run("subscribe", URL.rstrip("/"), "--token-file", "/run/secrets/ciel")
+    assert Subscription.objects.get().credentials == "file:/run/secrets/ciel"
+    assert len(waiting_jobs(subscription.pk)) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["https://ocl.example.org/orgs/CIEL/"], "not a repository URL"),
+        ([URL, "--no-head", "--no-released"], "released versions, HEAD, or both"),
+        ([URL, "--every", "5"], "at least 60"),
+    ],
+)
+@pytest.mark.django_db
+def test_subscribe_refuses_what_cannot_be_mirrored(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        run("subscribe", *args, "--no-schedule")
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_puts_the_next_one_on_the_schedule_even_when_it_fails(redis_conn) -> None:
+    run("subscribe", "http://127.0.0.1:9/orgs/CIEL/sources/CIEL/", "--no-schedule", "--every", "900")
+    subscription = Subscription.objects.get()
+
+    result = run_subscription(subscription.pk)
+    finished = timezone.now()
+
+    assert "ConnectionError" in result["error"]
+    [job_id] = waiting_jobs(subscription.pk)
+    registry = ScheduledJobRegistry(queue=export_queue())
+    planned = registry.get_scheduled_time(job_id)
+    job = export_queue().fetch_job(job_id)
+    assert (job.func_name, job.args) == ("mirror.jobs.run_subscription", (subscription.pk,))
+    assert 899 <= (planned - finished).total_seconds() <= 901
+    assert schedule(subscription) is None  # one waiting run per subscription
+
+
+@pytest.mark.django_db
+def test_subscriptions_prints_a_table_and_sync_says_which_run_failed(redis_conn) -> None:
+    assert "no subscriptions" in run("subscriptions")
+    run("subscribe", "http://127.0.0.1:9/orgs/CIEL/sources/CIEL/", "--no-schedule")
+
+    with pytest.raises(CommandError, match="did not complete"):
+        run("sync", "--all", "--quiet")
+    table = run("subscriptions").splitlines()
+
+    assert table[0].split()[:4] == ["id", "url", "follows", "every"]
+    assert "released + HEAD" in table[1] and "ConnectionError" in table[1]
+    with pytest.raises(CommandError, match="no subscription 99"):
+        run("sync", "99")
+
+
+@pytest.mark.django_db
+def test_the_subscriptions_view_is_for_staff_only_and_shows_no_secret(staff, bob, anon_client) -> None:
+    run("subscribe", URL, "--token-env", "CIEL_TOKEN", "--no-schedule")
+    pk = Subscription.objects.get().pk
+
+    listing = client_for(staff).get("/mirror/subscriptions/")
+    detail = client_for(staff).get(f"/mirror/subscriptions/{pk}")
+
+    assert listing.status_code == 200 and listing.json()[0]["url"] == URL
+    assert detail.json()["credentials"] == "env:CIEL_TOKEN"
+    assert detail.json()["items_received"] == 0
+    assert client_for(staff).get("/mirror/subscriptions/999/").json() == {"detail": "No such subscription."}
+    assert client_for(bob).get("/mirror/subscriptions/").status_code == 403
+    assert anon_client.get("/mirror/subscriptions/").status_code == 401
