@@ -117,11 +117,16 @@ class ItemQuery:
         return self.limit == 0
 
 
-def parse_item_query(params: QueryDict, *, concepts: bool = False, mappings: bool = False) -> ItemQuery:
+def parse_item_query(
+    params: QueryDict, *, concepts: bool = False, mappings: bool = False, whole: bool = False
+) -> ItemQuery:
     """includeConcepts, includeMappings, includeRetired, limit, offset and updatedSince.
 
     ``concepts``/``mappings`` force a list on (the ``.../concepts/`` listings). Without ``limit``
-    a page holds :data:`DEFAULT_LIMIT` items; ``limit=0`` means every item, streamed.
+    a page holds :data:`DEFAULT_LIMIT` items; ``limit=0`` means every item, streamed. ``whole``
+    (a zipped answer, ``Compress: true``) takes every matching item whatever ``limit`` and
+    ``offset`` say, as OCL v2 does: OpenMRS sends ``limit=100000`` with its incremental updates
+    and would silently miss the changes past it. The two are still checked.
     """
     include_concepts = parse_bool(params, "includeConcepts") or concepts
     include_mappings = parse_bool(params, "includeMappings") or mappings
@@ -129,7 +134,9 @@ def parse_item_query(params: QueryDict, *, concepts: bool = False, mappings: boo
     limit = parse_count(params, "limit")
     offset = parse_count(params, "offset") or 0
     updated_since = parse_updated_since(params)
-    if limit is None:
+    if whole:
+        limit, offset = 0, 0
+    elif limit is None:
         limit = DEFAULT_LIMIT
     item_filter = ItemFilter(
         include_concepts=include_concepts,

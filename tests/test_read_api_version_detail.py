@@ -247,6 +247,31 @@ def test_compress_works_for_paged_and_incremental_reads(anon_client, ciel):
     assert orjson.loads(archive.read("export.json")) == body(anon_client.get(url))
 
 
+def unzipped(response) -> dict:
+    return orjson.loads(zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).read("export.json"))
+
+
+def test_compress_answers_every_matching_item_whatever_limit_and_offset_say(anon_client, ciel):
+    # OpenMRS sends limit=100000 with its incremental updates; OCL v2 ignores paging when zipping.
+    url = f"{URL}?includeConcepts=true&includeMappings=true&includeRetired=true&limit=2&offset=1"
+    zipped = anon_client.get(url, HTTP_COMPRESS="true")
+    assert unzipped(zipped) == body(anon_client.get(f"{URL}?{EVERYTHING}"))
+    assert (zipped["limit"], zipped["offset"], zipped["num_returned_concepts"]) == ("0", "0", "5")
+    assert len(body(anon_client.get(url))["concepts"]) == 2  # without Compress, paging still applies
+
+
+def test_compress_still_refuses_an_unreadable_limit(anon_client, ciel):
+    response = anon_client.get(f"{URL}?includeConcepts=true&limit=many", HTTP_COMPRESS="true")
+    assert response.status_code == 400
+    assert "limit" in response.json()["detail"]
+
+
+def test_compress_answers_a_whole_concept_listing_too(anon_client, ciel):
+    zipped = anon_client.get("/orgs/CIEL/sources/CIEL/v1/concepts/?limit=1&includeRetired=true", HTTP_COMPRESS="true")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(zipped.streaming_content)))
+    assert ids(orjson.loads(archive.read("export.json"))) == ["1", "2", "3", "4", "5"]
+
+
 def test_head_answers_the_headers_of_get_without_a_body(anon_client, ciel):
     response = anon_client.head(f"{URL}?{EVERYTHING}")
     assert response.status_code == 200

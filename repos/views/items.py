@@ -21,7 +21,7 @@ from repos.params import ItemQuery, parse_item_query
 from repos.representation import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_item_chunks
 from repos.views.base import ReadAPIView, list_headers
 from repos.views.lookup import get_repository, get_version, item_version_pk, member_pk
-from repos.views.streaming import body_response
+from repos.views.streaming import body_response, wants_zip
 
 
 def stream_list(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) -> Iterator[bytes]:
@@ -37,7 +37,12 @@ class ItemListView(ReadAPIView):
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
         version = get_version(repository, kwargs.get("version", HEAD))
-        query = parse_item_query(request.query_params, concepts=self.kind is CONCEPTS, mappings=self.kind is MAPPINGS)
+        query = parse_item_query(
+            request.query_params,
+            concepts=self.kind is CONCEPTS,
+            mappings=self.kind is MAPPINGS,
+            whole=wants_zip(request),
+        )
         headers = list_headers(self.kind, version, query, "")
         headers.update(offset=str(query.offset), limit=str(query.limit))
         chunks = stream_list(self.kind, version, query)

@@ -11,7 +11,7 @@ from repos.params import parse_item_query
 from repos.representation import dumps, repository_dict
 from repos.views.base import ReadAPIView, version_response
 from repos.views.lookup import get_owner, get_repository, visible_repositories
-from repos.views.streaming import body_response, json_response
+from repos.views.streaming import body_response, json_response, wants_zip
 
 
 class RepositoryListView(ReadAPIView):
@@ -28,7 +28,7 @@ class RepositoryDetailView(ReadAPIView):
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
-        query = parse_item_query(request.query_params)
+        query = parse_item_query(request.query_params, whole=wants_zip(request))
         top = repository_dict(repository)
         if not query.wants_items:
             # No items: the repository alone, not HEAD's version shape (no references either).
