@@ -36,6 +36,20 @@ def test_versions_are_a_bare_array_newest_first_with_head_last(anon_client, ciel
     assert data[0]["previous_version_url"] == "/orgs/CIEL/sources/CIEL/v1/"
 
 
+@pytest.mark.parametrize(
+    ("released", "expected"), [("true", ["v2", "v1"]), ("True", ["v2", "v1"]), ("false", ["v3", "HEAD"])]
+)
+def test_released_keeps_the_versions_released_or_not(anon_client, ciel, released, expected):
+    response = anon_client.get(f"{URL}/?released={released}")
+    assert [v["id"] for v in response.json()] == expected
+
+
+def test_an_unreadable_released_is_a_400_json_naming_it(anon_client, ciel):
+    response = anon_client.get(f"{URL}?released=maybe")
+    assert response.status_code == 400
+    assert "released" in response.json()["detail"]
+
+
 def test_versions_made_in_one_instant_are_ordered_by_creation(anon_client, org):
     source = make_source(org, "CIEL")
     for name in ("a", "b", "c"):

@@ -14,12 +14,12 @@ from rest_framework.request import Request
 
 from ocl_export.errors import Conflict
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
-from repos.params import parse_item_query
+from repos.params import parse_bool, parse_item_query
 from repos.representation import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
 from repos.views.lookup import attach, get_repository, get_version, named_versions
-from repos.views.streaming import json_response
+from repos.views.streaming import json_response, wants_zip
 
 # Names that the URLs under a repository already use, so a version called so could never be read.
 RESERVED_NAMES = {HEAD.lower(), LATEST, "export", "concepts", "mappings", "versions"}
@@ -52,13 +52,21 @@ def require_admin(request: Request, repository: Repository) -> None:
 
 
 class VersionListView(ReadAPIView):
-    """Named versions newest first (created_on, then id, descending), HEAD last as OCL lists it."""
+    """Named versions newest first (created_on, then id, descending), HEAD last as OCL lists it.
+
+    ``?released=true|false`` keeps the versions whose ``released`` is that (HEAD never is
+    released); the ``ocl`` CLI sends it for ``ocl repo versions --released true``."""
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
+        released = parse_bool(request.query_params, "released") if "released" in request.query_params else None
         repository = get_repository(request, kwargs)
-        versions = [attach(version, repository) for version in named_versions(repository)]
-        head = attach(repository.head(), repository)
-        return json_response([versions_list_item(version) for version in [*versions, head]])
+        named = named_versions(repository)
+        if released is not None:
+            named = named.filter(released=released)
+        versions = [attach(version, repository) for version in named]
+        if released is not True:
+            versions.append(attach(repository.head(), repository))
+        return json_response([versions_list_item(version) for version in versions])
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
@@ -97,7 +105,7 @@ class VersionDetailView(ReadAPIView):
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
         version = get_version(repository, kwargs["version"])
-        return version_response(request, version, parse_item_query(request.query_params))
+        return version_response(request, version, parse_item_query(request.query_params, whole=wants_zip(request)))
 
     def delete(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
