@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from repos.importers import CREATED, UNCHANGED, ImportFileError, import_file
-from repos.models import ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion
+from repos.models import ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion, snapshot_head
 from repos.representation import EVERYTHING, descriptions_json, names_json, stream_version
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -208,8 +208,6 @@ def test_it_refuses_an_existing_version_with_other_content(tmp_path: Path) -> No
 
 @pytest.mark.django_db
 def test_a_first_import_refuses_an_existing_empty_version_of_the_same_id() -> None:
-    from repos.models import snapshot_head
-
     org = Organization.objects.create(mnemonic="DemoOrg")
     source = Repository.objects.create(repo_type=Repository.SOURCES, owner_org=org, mnemonic="DemoSource")
     snapshot_head(source, "v1.0")  # empty: the file's items would be this source's first rows
@@ -228,27 +226,47 @@ def test_it_resolves_the_collection_concepts_into_their_source() -> None:
     assert version.references == data["references"] == version.repository.head().references
     assert version.description == data["description"]
     assert set(version.concepts.values_list("source__mnemonic", "mnemonic")) == {("CIEL", "1002"), ("CIEL", "159947")}
-    ciel_head = get_version("/orgs/CIEL/sources/CIEL/", "HEAD")
-    assert ciel_head.concepts.count() == 2
+    # The placeholder source holds the rows, but none of its versions do: it has no content of its own.
+    assert get_version("/orgs/CIEL/sources/CIEL/", "HEAD").concepts.count() == 0
     body = exported(version)
     assert body["references"] == data["references"]
     assert body["collection"]["collection_type"] == "Subset"
 
 
+def membership_of(repository: Repository) -> dict[str, tuple[set[int], set[int]]]:
+    return {
+        version.version: (
+            set(version.concepts.values_list("pk", flat=True)),
+            set(version.mappings.values_list("pk", flat=True)),
+        )
+        for version in repository.versions.all()
+    }
+
+
 @pytest.mark.django_db
-def test_it_puts_collection_concepts_into_an_existing_source_without_touching_its_head() -> None:
+def test_importing_a_collection_never_changes_a_sources_head_or_versions() -> None:
     import_file(CIEL)
-    head = get_version("/orgs/CIEL/sources/CIEL/", "HEAD")
-    before = set(head.concepts.values_list("pk", flat=True))
-    known = {row for row in ("1002", "159947") if head.concepts.filter(mnemonic=row).exists()}
+    ciel = Repository.objects.get(mnemonic="CIEL")
+    before = membership_of(ciel)
+    assert not ciel.head().concepts.filter(mnemonic="159947").exists()  # the subset lacks it
     import_file(REFAPP)
     assert Repository.objects.filter(mnemonic="CIEL").count() == 1
-    after = set(head.concepts.values_list("pk", flat=True))
-    # HEAD keeps its own version of a concept it had; it only gains the ones it lacked.
-    assert before <= after and len(after - before) == 2 - len(known)
+    assert membership_of(ciel) == before
+    # A version made from CIEL's HEAD afterwards holds the source's 1,946 concepts, not 1,947.
+    later = snapshot_head(ciel, "after-refapp")
+    assert (later.concepts.count(), later.mappings.count()) == (1946, 4897)
     assert_round_trip(
         read_file(REFAPP), exported(get_version("/orgs/openmrs/collections/reference-application/", "v1.0-beta.2"))
     )
+
+
+@pytest.mark.django_db
+def test_a_source_imported_after_a_collection_holds_exactly_its_own_file() -> None:
+    import_file(REFAPP)  # creates CIEL as a placeholder holding the two rows
+    import_file(CIEL)
+    head = get_version("/orgs/CIEL/sources/CIEL/", "HEAD")
+    assert (head.concepts.count(), head.mappings.count()) == (1946, 4897)
+    assert not head.concepts.filter(mnemonic="159947").exists()
 
 
 @pytest.mark.django_db

@@ -233,8 +233,9 @@ def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phase
         if repository.is_source and existed:
             merge.flip_latest_for_source(kind)
         elif not repository.is_source:
+            # Only the collection's own versions hold what it brings: a source's HEAD (and so
+            # every version snapshotted from it later) never gains an item from a collection.
             merge.demote_new_for_collection(kind)
-            merge.fill_source_heads(kind)
         merge.replace_in_head(kind, head.pk)
         phases.done(f"merge {kind.key}")
     for kind in KINDS.values():

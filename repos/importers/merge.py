@@ -206,18 +206,6 @@ def replace_in_head(kind: Kind, head_id: int) -> None:
     )
 
 
-def fill_source_heads(kind: Kind) -> None:
-    """Collections: an item's own source gets it in its HEAD when that HEAD has no row of the item."""
-    member = kind.member_column
-    _execute(
-        f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
-        f"SELECT DISTINCT h.id, st.row_id FROM {kind.staging} AS st "
-        f"JOIN repos_repositoryversion AS h ON h.repository_id = st.source_id AND h.version = 'HEAD' "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {kind.membership} AS m JOIN {kind.table} AS t ON t.id = m.{member} "
-        f" WHERE m.repositoryversion_id = h.id AND t.mnemonic = st.mnemonic)"
-    )
-
-
 def counts(kind: Kind) -> tuple[int, int]:
     """(items in the file, rows this import created)."""
     with connection.cursor() as cursor:
