@@ -143,7 +143,8 @@ def _run(
         step, summary = _step(HEAD, lambda directory: upstream.fetch_changes(since, directory), True, sleep)
         step.since = since.isoformat() if since else None
         report.steps.append(step)
-        subscription.record_step(step.items, step.applied, step.bytes, False, summary.newest)
+        # An empty diff still tells that HEAD was current at ``since``.
+        subscription.record_step(step.items, step.applied, step.bytes, False, summary.newest or since)
 
 
 def _versions_to_fetch(subscription: Subscription, upstream: Upstream, sleep: Callable[[float], None]) -> list[str]:

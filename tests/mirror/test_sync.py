@@ -97,8 +97,9 @@ def test_a_first_sync_imports_the_newest_released_version_then_heads_changes(ups
     assert subscription.bytes_received == sum(step.bytes for step in report.steps)
     assert subscription.last_success is not None and subscription.last_error == ""
     assert subscription.running_since is None
-    # HEAD's diff was asked from the version's newest item, and nothing newer came: no mark yet.
-    assert report.steps[1].since is not None and subscription.reached is None
+    # HEAD's diff was asked from the version's newest item; nothing newer came, so HEAD is there.
+    newest = RepositoryVersion.objects.get(version="v1").last_updated
+    assert report.steps[1].since == newest.isoformat() and subscription.reached == newest
 
 
 @pytest.mark.django_db
