@@ -14,6 +14,7 @@ from string import Formatter
 import pytest
 from django.urls import get_resolver, resolve
 
+from mirror.models import Subscription
 from ocl_export.models import Export, ExportState
 from tests.factories import add_concept, add_mapping, make_source, make_version
 
@@ -59,6 +60,9 @@ ROUTES = [
     "/exports/download/{token}/{file}",
     "/openapi.json",
 ]
+# Routes only staff may read: their valid paths are checked with a staff client.
+STAFF_ROUTES = ["/mirror/subscriptions/", "/mirror/subscriptions/{subscription}/"]
+ROUTES += STAFF_ROUTES
 # Methods each route answers beyond GET (the same views serve /users/ and /user/).
 WRITES = {"versions/": ("post",), "{version}/": ("delete",), "export/": ("post", "delete"), "{file}": ("head",)}
 # Under /users/ and /user/ the views are those of /orgs/: only the owner's own segments vary.
@@ -107,6 +111,7 @@ def content(org, alice, redis_conn):
         "job": str(export.pk),
         "token": "t0ken",
         "file": "CIEL_v1.tgz",
+        "subscription": str(Subscription.objects.create(url="https://ocl.example.org/orgs/CIEL/sources/CIEL/").pk),
     }
 
 
@@ -144,12 +149,13 @@ def test_the_table_covers_every_route(content):
     assert named - covered == set()
 
 
-def test_valid_paths_of_the_table_answer(alice_client, content):
+def test_valid_paths_of_the_table_answer(alice_client, staff_client, content):
     """The hostile values replace segments of paths that work (alice owns no repository)."""
     for template in ROUTES:
         if "{token}" in template or (template.startswith("/user") and "{repo}" in template):
             continue  # a made-up token is a 404 by design
-        response = alice_client.get(template.format(**content))
+        client = staff_client if template in STAFF_ROUTES else alice_client
+        response = client.get(template.format(**content))
         assert response.status_code < 400, (template, response.status_code)
 
 
