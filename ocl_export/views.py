@@ -19,10 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repos.models import HEAD, RepositoryVersion
+from repos.models import HEAD, LATEST, RepositoryVersion
 from repos.representation import iso
 from repos.views.base import JSONWhateverAccept
-from repos.views.lookup import get_repository, get_version
+from repos.views.lookup import get_repository, get_version, repository_filter
 
 from .archive import FORMATS, content_type
 from .errors import Conflict, ServiceUnavailable
@@ -91,6 +91,28 @@ def archive_url(request: Request, export: Export, reply: Reply) -> str:
         if presigned:
             return presigned
     return issue_location(request, export)
+
+
+def completed_export(request: Request, kwargs: dict[str, Any]) -> Export | None:
+    """GET's common case in one query: the completed export of a named version (never HEAD, whose
+    exports go out of date) whose repository the caller may see. None for anything else, which
+    the step-by-step lookup then answers."""
+    fmt = request.query_params.get("format") or settings.EXPORT_DEFAULT_FORMAT
+    if fmt not in FORMATS or kwargs["version"] in (HEAD, LATEST):
+        return None
+    export = (
+        Export.objects.filter(
+            format=fmt,
+            state=ExportState.COMPLETED,
+            version__version=kwargs["version"],
+            **repository_filter(request, kwargs, "version__repository__"),
+        )
+        .select_related("version__repository")
+        .first()
+    )
+    if export is None or not export.version.repository.can_view(request.user):
+        return None
+    return export
 
 
 def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
@@ -163,6 +185,9 @@ class ExportView(APIView):
         return get_version(repository, kwargs["version"])
 
     def get(self, request: Request, **kwargs: Any) -> Response:
+        completed = completed_export(request, kwargs)
+        if completed is not None:
+            return answer(request, Situation.READY, completed)
         version = self.version(request, kwargs)
         export = find_export(version, requested_format(request))
         return answer(request, situation_of(export), export)

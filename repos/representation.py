@@ -659,6 +659,19 @@ def body_size(version: RepositoryVersion, item_filter: ItemFilter = EVERYTHING) 
     return size
 
 
+def member_bytes(kind: ItemKind, version_id: int, mnemonic: str) -> bytes | None:
+    """Item ``mnemonic`` as the version holds it (its newest row there), in exactly the bytes it has
+    inside the version; None when the version holds no such item. One query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.id, {_render_sql()} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
+            "WHERE m.repositoryversion_id = %s AND i.mnemonic = %s ORDER BY i.id DESC LIMIT 1",
+            [version_id, mnemonic],
+        )
+        rows = cursor.fetchall()
+    return _fill_unrendered(kind, rows)[0][1].encode() if rows else None
+
+
 def item_bytes(kind: ItemKind, pk: int) -> bytes:
     """One concept or mapping version, in exactly the bytes it has inside a version."""
     with connection.cursor() as cursor:

@@ -20,7 +20,7 @@ from repos.models import HEAD, RepositoryVersion
 from repos.params import ItemQuery, parse_item_query
 from repos.representation import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_item_chunks
 from repos.views.base import ReadAPIView, list_headers
-from repos.views.lookup import get_repository, get_version, item_version_pk, member_pk
+from repos.views.lookup import get_repository, get_repository_version, item_version_pk, member_body
 from repos.views.streaming import body_response, wants_zip
 
 
@@ -35,8 +35,7 @@ class ItemListView(ReadAPIView):
     kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
-        repository = get_repository(request, kwargs)
-        version = get_version(repository, kwargs.get("version", HEAD))
+        version = get_repository_version(request, kwargs, kwargs.get("version", HEAD))
         query = parse_item_query(
             request.query_params,
             concepts=self.kind is CONCEPTS,
@@ -53,10 +52,10 @@ class ItemDetailView(ReadAPIView):
     kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
-        repository = get_repository(request, kwargs)
         if "uuid" in kwargs:
-            pk = item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"])
+            repository = get_repository(request, kwargs)
+            body = item_bytes(self.kind, item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"]))
         else:
-            version = get_version(repository, kwargs.get("version", HEAD))
-            pk = member_pk(self.kind, version, kwargs["item"])
-        return body_response(request, iter([item_bytes(self.kind, pk)]), stream=False)
+            version = get_repository_version(request, kwargs, kwargs.get("version", HEAD))
+            body = member_body(self.kind, version, kwargs["item"])
+        return body_response(request, iter([body]), stream=False)

@@ -16,7 +16,7 @@ from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.request import Request
 
 from repos.models import HEAD, LATEST, ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion
-from repos.representation import CONCEPTS, ItemKind
+from repos.representation import CONCEPTS, ItemKind, member_bytes
 
 ORGS = "orgs"
 USERS = "users"
@@ -58,17 +58,52 @@ def visible_repositories(request: Request, owner: Owner, repo_type: str) -> Quer
     return queryset.visible_to(request.user).order_by("mnemonic")
 
 
+def repository_filter(request: Request, kwargs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """ORM filters selecting the URL's repository through ``prefix`` (e.g. ``"repository__"``):
+    owner, type and name in the one query that loads what the request needs."""
+    kind = kwargs["owner_kind"]
+    if kind == SELF:
+        if not request.user.is_authenticated:
+            raise NotAuthenticated("Authentication is required for /user/.")
+        owner = {f"{prefix}owner_user": request.user}
+    elif kind == ORGS:
+        owner = {f"{prefix}owner_org__mnemonic": kwargs["owner"]}
+    else:
+        owner = {f"{prefix}owner_user__username": kwargs["owner"]}
+    return {**owner, f"{prefix}repo_type": kwargs["repo_type"], f"{prefix}mnemonic": kwargs["repo"]}
+
+
 def get_repository(request: Request, kwargs: dict[str, Any]) -> Repository:
-    owner = get_owner(request, kwargs["owner_kind"], kwargs.get("owner"))
+    """One query; the owner is looked up on its own only to word a 404 when nothing matched."""
     repository = (
-        owner.repositories()
-        .filter(repo_type=kwargs["repo_type"], mnemonic=kwargs["repo"])
+        Repository.objects.filter(**repository_filter(request, kwargs))
         .select_related("owner_org", "owner_user")
         .first()
     )
+    if repository is None:
+        get_owner(request, kwargs["owner_kind"], kwargs.get("owner"))  # the owner's own 404 first
     if repository is None or not repository.can_view(request.user):
         raise NotFound(f"Repository {kwargs['repo']!r} not found.")
     return repository
+
+
+def get_repository_version(request: Request, kwargs: dict[str, Any], name: str) -> RepositoryVersion:
+    """The URL's version with its repository (and owner, and predecessor) in one query.
+
+    When that finds nothing visible, the step-by-step lookup runs to raise the precise 404 (or to
+    create a repository's missing HEAD).
+    """
+    rows = RepositoryVersion.objects.filter(**repository_filter(request, kwargs, "repository__")).select_related(
+        "repository__owner_org", "repository__owner_user", "previous_version"
+    )
+    if name == LATEST:
+        rows = rows.exclude(version=HEAD).filter(released=True, retired=False).order_by("-created_on", "-id")
+    else:
+        rows = rows.filter(version=name)
+    version = rows.first()
+    if version is None or not version.repository.can_view(request.user):
+        return get_version(get_repository(request, kwargs), name)
+    return attach(version, version.repository)
 
 
 def attach(version: RepositoryVersion, repository: Repository) -> RepositoryVersion:
@@ -82,7 +117,12 @@ def attach(version: RepositoryVersion, repository: Repository) -> RepositoryVers
 
 def named_versions(repository: Repository) -> QuerySet[RepositoryVersion]:
     """Every version but HEAD, newest first (id breaks ties between versions made in one instant)."""
-    return repository.versions.exclude(version=HEAD).select_related("previous_version").order_by("-created_on", "-id")
+    return with_head(repository).exclude(version=HEAD)
+
+
+def with_head(repository: Repository) -> QuerySet[RepositoryVersion]:
+    """Every version, HEAD included, in the order of :func:`named_versions`."""
+    return repository.versions.select_related("previous_version").order_by("-created_on", "-id")
 
 
 def get_version(repository: Repository, name: str) -> RepositoryVersion:
@@ -109,18 +149,12 @@ def _label(kind: ItemKind) -> str:
     return "Concept" if kind is CONCEPTS else "Mapping"
 
 
-def member_pk(kind: ItemKind, version: RepositoryVersion, item_id: str) -> int:
-    """The row of item ``item_id`` that ``version`` holds (for HEAD: the current one)."""
-    pk = (
-        item_model(kind)
-        .objects.filter(repo_versions=version, mnemonic=item_id)
-        .order_by("-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if pk is None:
+def member_body(kind: ItemKind, version: RepositoryVersion, item_id: str) -> bytes:
+    """The bytes of item ``item_id`` as ``version`` holds it (for HEAD: the current one)."""
+    body = member_bytes(kind, version.pk, item_id)
+    if body is None:
         raise NotFound(f"{_label(kind)} {item_id!r} not found in {version.repository.mnemonic}/{version.version}.")
-    return pk
+    return body
 
 
 def item_version_pk(kind: ItemKind, repository: Repository, item_id: str, uuid: str) -> int:

@@ -18,7 +18,7 @@ from repos.params import parse_bool, parse_item_query
 from repos.representation import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
-from repos.views.lookup import attach, get_repository, get_version, named_versions
+from repos.views.lookup import attach, get_repository, get_repository_version, get_version, with_head
 from repos.views.streaming import json_response, wants_zip
 
 # Names that the URLs under a repository already use, so a version called so could never be read.
@@ -60,12 +60,11 @@ class VersionListView(ReadAPIView):
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         released = parse_bool(request.query_params, "released") if "released" in request.query_params else None
         repository = get_repository(request, kwargs)
-        named = named_versions(repository)
-        if released is not None:
-            named = named.filter(released=released)
-        versions = [attach(version, repository) for version in named]
+        # HEAD comes in the same query as the named versions (one query, not two); listed last.
+        rows = [attach(version, repository) for version in with_head(repository)]
+        versions = [row for row in rows if row.version != HEAD and (released is None or row.released == released)]
         if released is not True:
-            versions.append(attach(repository.head(), repository))
+            versions += [row for row in rows if row.version == HEAD] or [attach(repository.head(), repository)]
         return json_response([versions_list_item(version) for version in versions])
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponseBase:
@@ -103,8 +102,7 @@ class VersionDetailView(ReadAPIView):
     """The version, with its items as asked; ``HEAD`` and ``latest`` work as names."""
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
-        repository = get_repository(request, kwargs)
-        version = get_version(repository, kwargs["version"])
+        version = get_repository_version(request, kwargs, kwargs["version"])
         return version_response(request, version, parse_item_query(request.query_params, whole=wants_zip(request)))
 
     def delete(self, request: Request, **kwargs: Any) -> HttpResponseBase:
