@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 RUN_STAMP := $(VENV)/.installed-requirements
 TEST_STAMP := $(VENV)/.installed-requirements-test
 
-.PHONY: help run test test-only services lint format worker migrate bench clean distclean venv docs-check
+.PHONY: help run test test-only services lint format worker migrate bench bench-requests clean distclean venv docs-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -72,9 +72,13 @@ migrate: $(RUN_STAMP) ## apply migrations to DATABASE_URL (default: SQLite under
 worker: $(RUN_STAMP) ## one RQ worker in the foreground against REDIS_URL
 	PYTHON=$(PY) deploy/worker.sh
 
-bench: $(TEST_STAMP) services ## run the import and export benchmarks
+bench: $(TEST_STAMP) services ## run the import, export and request benchmarks
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_export.py
+	$(PY) bench/bench_requests.py
+
+bench-requests: $(TEST_STAMP) services ## the request benchmark alone (gunicorn + wrk, 32 connections)
+	$(PY) bench/bench_requests.py
 
 # Names every variable that ocl_export/settings.py reads and README.md does not mention in backticks.
 docs-check: ## check that README.md documents every environment variable of the settings
