@@ -23,6 +23,10 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
+# /metrics answers only on this listener when it is set (see ocl_export/settings.py): bind it too.
+metrics_bind = os.environ.get("METRICS_BIND", "").strip()
+if metrics_bind and metrics_bind not in bind:
+    bind.append(metrics_bind)
 workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = _int("GUNICORN_THREADS", 8)
@@ -54,6 +58,33 @@ else:
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+if os.environ.get("LOG_FORMAT") == "json":
+    # gunicorn's own lines, access lines included, as JSON objects like the application's
+    # (ocl_export/logs.py takes the access line's fields from its atoms, not from a format string).
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "ocl_export.logs.JsonFormatter"}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["stdout"], "level": loglevel.upper()},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        },
+    }
 # The app is imported in each worker (not preloaded): DB connections and Redis sockets must not be
 # shared across fork.
 preload_app = False
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A web worker is gone: with PROMETHEUS_MULTIPROC_DIR, drop its live gauges (its counters stay,
+    they are part of the totals)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Imported here, not at the top: the arbiter never imports the application (preload_app
+        # is off), and only this hook needs these.
+        from prometheus_client import multiprocess
+
+        from ocl_export.metrics import process_identity
+
+        multiprocess.mark_process_dead(process_identity(worker.pid))  # type: ignore[attr-defined]

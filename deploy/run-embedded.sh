@@ -28,12 +28,19 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export DJANGO_SETTINGS_MODULE=ocl_export.settings
 export GUNICORN_BIND="127.0.0.1:$WEB_PORT"
 export WEB_CONCURRENCY=${WEB_CONCURRENCY:-2}
+# Metrics of the two web workers, the worker's jobs and any manage.py command add up in one
+# directory, emptied here since nothing of this service runs yet; /metrics answers on the API's
+# own loopback port (METRICS_BIND), which nothing outside this machine reaches.
+export PROMETHEUS_MULTIPROC_DIR="$VAR_DIR/metrics"
+export METRICS_BIND=${METRICS_BIND:-127.0.0.1:$WEB_PORT}
 mkdir -p "$VAR_DIR/redis"
 
 # Refuse to start on top of something else: a second `make run`, or a leftover from a killed one,
 # would otherwise share (or fight over) the ports and the SQLite file.
 tcp_open "$REDIS_PORT" && die "port $REDIS_PORT is taken (another make run?); set EMBEDDED_REDIS_PORT to use another"
 tcp_open "$WEB_PORT" && die "port $WEB_PORT is taken (another make run?); set EMBEDDED_WEB_PORT to use another"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 # Children run in their own sessions, so Ctrl-C reaches this script alone and it stops them in
 # order. Otherwise Redis would die on the same keystroke as the worker that still needs it.

@@ -26,6 +26,7 @@ from rq import get_current_job
 from repos.models import RepositoryVersion
 from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
+from . import metrics
 from .archive import archive_file_name
 from .errors import Conflict, ServiceUnavailable
 from .models import Export, ExportState
@@ -100,6 +101,7 @@ def enqueue_or_fail(export: Export) -> None:
     try:
         enqueue_export_job(export.pk, export.job_id)
     except ServiceUnavailable:
+        metrics.export_failed(export.format, "queue_unavailable")
         export.transition(
             ExportState.FAILED,
             expect_job_id=export.job_id,
@@ -233,6 +235,7 @@ def produce_and_publish(export: Export, job_id: str, on_progress: Callable[[int]
     if not completed:
         discard_unclaimed_object(export.pk, key)
         return {"export": export.pk, "outcome": "abandoned"}
+    metrics.export_completed(export, total)
     return {"export": export.pk, "outcome": "completed", "key": key, "size": result.size, "sha256": result.sha256}
 
 
@@ -262,3 +265,4 @@ def record_failure(export: Export, job_id: str, exc: BaseException) -> None:
     else:
         export.transition(ExportState.FAILED, expect_job_id=job_id, error=error, finished_on=timezone.now())
     logger.warning("export %s failed (%s): %s", export.pk, "retrying" if retrying else "final", error)
+    metrics.export_failed(export.format, type(exc).__name__, retrying)

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from . import metrics
 from .errors import Gone
 from .models import Export, ExportState, RedeemedLocation
 
@@ -92,6 +93,7 @@ def peek_location(token: str, file_name: str, now: datetime | None = None) -> Ex
     return export
 
 
+@metrics.counts_redemptions
 def redeem_location(token: str, file_name: str, now: datetime | None = None) -> Export:
     """The completed export a token grants, recording the token as used.
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from . import metrics
 from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
 from .queue import MISSING, is_dead, job_status
 from .storage import ExportStorage, StorageError, get_storage
@@ -61,6 +62,7 @@ def check_export(export: Export, now: datetime | None = None) -> Export:
         return export
     if export.transition(ExportState.FAILED, expect_job_id=export.job_id, error=reason, finished_on=now):
         logger.warning("export %s declared failed: %s", export.pk, reason)
+        metrics.export_failed(export.format, "worker_lost")
     else:
         export.refresh_from_db()  # it moved meanwhile (it finished, or someone else reaped it)
     return export
@@ -77,6 +79,7 @@ def fail_if_archive_missing(export: Export, storage: ExportStorage, now: datetim
         return False
     if export.transition(ExportState.FAILED, error=ARCHIVE_MISSING, finished_on=now or timezone.now()):
         logger.warning("export %s declared failed: its archive %s is missing from storage", export.pk, export.key)
+        metrics.export_failed(export.format, "archive_missing")
     return True
 
 
@@ -100,6 +103,7 @@ def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = N
     except StorageError:
         logger.warning("could not sweep stale uploads", exc_info=True)
     forgotten, _ = RedeemedLocation.objects.filter(expires_on__lt=now - REDEEMED_RETENTION).delete()
+    metrics.reaper_swept(failed=failed, uploads_aborted=aborted, redeemed_forgotten=forgotten)
     return ReapSummary(failed=failed, uploads_aborted=aborted, redeemed_forgotten=forgotten)
 
 

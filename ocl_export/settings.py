@@ -93,10 +93,13 @@ INSTALLED_APPS = [
     "repos.apps.ReposConfig",
     "ocl_export.apps.OclExportConfig",
     "mirror.apps.MirrorConfig",
+    "operations.apps.OperationsConfig",
 ]
 
 MIDDLEWARE = [
-    # first: a NUL in the path or query would make any database lookup fail with a 500
+    # Outermost: the request id and the request metrics cover everything below.
+    "operations.middleware.RequestMiddleware",
+    # then: a NUL in the path or query would make any database lookup fail with a 500
     "ocl_export.request_guard.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,6 +156,8 @@ RQ_QUEUES = {
 }
 # How long a dead Redis may make a request wait before POST answers 503.
 REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT", 2, 1)
+# Work horses write their metrics under their worker's name (see ocl_export/worker.py).
+RQ = {"WORKER_CLASS": "ocl_export.worker.ExportWorker"}
 
 # --- Exports --------------------------------------------------------------------------------
 EXPORT_STORAGE = env_choice("EXPORT_STORAGE", "filesystem", ("filesystem", "s3"))
@@ -188,10 +193,34 @@ MIRROR_BACKOFF = env_int("MIRROR_BACKOFF", 10, 0)  # seconds before the second t
 MIRROR_TIMEOUT = env_int("MIRROR_TIMEOUT", 60, 1)  # seconds an upstream connection may stay silent
 MIRROR_EXPORT_WAIT = env_int("MIRROR_EXPORT_WAIT", 3600, 1)  # seconds to wait for an upstream export
 
+# --- Operations: readiness, metrics, logs ------------------------------------------------------
+# /readyz answers within this many seconds however its dependencies behave.
+READYZ_TIMEOUT = env_int("READYZ_TIMEOUT", 2, 1)
+# /metrics answers only with this bearer token, when set.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# /metrics answers only on requests that reached gunicorn through this listener, when set
+# (deploy/gunicorn.conf.py adds it to the addresses gunicorn binds).
+METRICS_BIND = env_str("METRICS_BIND", "")
+METRICS_BIND_PORT: int | None = None
+if METRICS_BIND:
+    _port = METRICS_BIND.rpartition(":")[2]
+    if not _port.isdigit() or not 0 < int(_port) < 65536:
+        raise ImproperlyConfigured(f"METRICS_BIND must be host:port, not {METRICS_BIND!r}")
+    METRICS_BIND_PORT = int(_port)
+# Read by prometheus_client itself; checked here so that a missing directory stops the start-up
+# instead of failing the first metric write.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is not a directory")
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "ocl_export.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -13,6 +13,7 @@ handler500 = "ocl_export.errors.json_500"
 
 urlpatterns = [
     path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("", include("operations.urls")),
     # export routes first: ".../:version/export/" must not be read as a concept path
     path("", include("ocl_export.export_urls")),
     path("", include("repos.urls")),

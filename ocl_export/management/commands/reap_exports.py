@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from ocl_export import metrics
 from ocl_export.reaper import reap_exports
 
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        metrics.name_process("reaper")  # one sweep after another: one metrics file, not one per run
         summary = reap_exports(upload_age_seconds=options["uploads_older_than"])
         self.stdout.write(
             f"failed {summary.failed} dead export(s), aborted {summary.uploads_aborted} upload(s), "
