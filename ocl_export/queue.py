@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from urllib.parse import urlsplit
 
 import django_rq
 from django.conf import settings
@@ -99,6 +100,17 @@ def _enqueue(export_id: int, job_id: str) -> None:
         failure_ttl=FAILURE_TTL,
         retry=Retry(max=len(intervals), interval=intervals),
     )
+    # Said every time: a manage.py command run outside `make run` queues into whatever REDIS_URL
+    # says (by default db 0 on 127.0.0.1:6379), and nobody should have to guess which.
+    logger.info("export %s: job %s queued on %s, queue %r", export_id, job_id, redis_location(), settings.EXPORT_QUEUE)
+
+
+def redis_location() -> str:
+    """REDIS_URL without its password, for messages."""
+    url = urlsplit(settings.REDIS_URL)
+    host = url.hostname or url.path  # unix:///path/redis.sock has no host
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{host}{port}{url.path if url.hostname else ''}"
 
 
 def job_status(job_id: str) -> str | None:
