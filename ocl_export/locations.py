@@ -26,6 +26,7 @@ from rest_framework.exceptions import NotFound
 from . import metrics
 from .errors import Gone
 from .models import Export, ExportState, RedeemedLocation
+from .public_urls import absolute_url
 
 SALT = "ocl_export.locations.download"
 DOWNLOAD_ROUTE = "export-download"
@@ -68,7 +69,7 @@ def issue_location(request: HttpRequest, export: Export, now: datetime | None = 
     expires = int((now + timedelta(seconds=settings.EXPORT_LOCATION_TTL)).timestamp())
     token = sign_claim(Claim(export.pk, expires, secrets.token_urlsafe(NONCE_BYTES)))
     path = reverse(DOWNLOAD_ROUTE, kwargs={"token": token, "file_name": export.file_name})
-    return request.build_absolute_uri(path)
+    return absolute_url(request, path)
 
 
 def _granted(export: Export | None, file_name: str) -> Export:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -74,9 +75,29 @@ def env_int_list(name: str, default: str, minimum: int = 0) -> list[int]:
     return values
 
 
+def env_base_url(name: str) -> str:
+    """``scheme://host[:port]`` without a trailing slash, or empty; nothing after the host."""
+    raw = env_str(name, "").strip().rstrip("/")
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{name} must be a scheme and a host, like https://ocl.example.org, not {raw!r}")
+    return raw
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "embedded-default-secret-key-change-me-in-production")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
+# The absolute URLs handed to clients (Locations, status links) start with PUBLIC_BASE_URL when it
+# is set; otherwise with the request's host, which Django checks against ALLOWED_HOSTS. "*" would
+# let any Host header into them (host header poisoning), so it is refused without a base URL.
+PUBLIC_BASE_URL = env_base_url("PUBLIC_BASE_URL")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+if "*" in ALLOWED_HOSTS and not PUBLIC_BASE_URL:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS=* would build download links from any Host header a request sends: "
+        "list the service's host names in ALLOWED_HOSTS, or set PUBLIC_BASE_URL"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Behind a TLS-terminating proxy the Location URLs must say https.
 if env_bool("USE_X_FORWARDED_PROTO", False):

@@ -30,6 +30,7 @@ from .jobs import is_out_of_date, queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
 from .profiles import Reply, Situation, current_profile
+from .public_urls import absolute_url
 from .reaper import check_export, fail_if_archive_missing
 from .storage import StorageError, content_disposition, get_storage
 
@@ -49,7 +50,7 @@ def requested_format(request: Request) -> str:
 
 
 def status_url(request: Request, export: Export) -> str:
-    return request.build_absolute_uri(reverse("export-status", kwargs={"pk": export.pk}))
+    return absolute_url(request, reverse("export-status", kwargs={"pk": export.pk}))
 
 
 def describe(request: Request, export: Export) -> dict[str, Any]:
@@ -73,8 +74,8 @@ def describe(request: Request, export: Export) -> dict[str, Any]:
         "url": url,
         "links": {
             "self": url,
-            "export": request.build_absolute_uri(f"{export.version.url}export/?format={export.format}"),
-            "version": request.build_absolute_uri(export.version.url),
+            "export": absolute_url(request, f"{export.version.url}export/?format={export.format}"),
+            "version": absolute_url(request, export.version.url),
         },
     }
 
