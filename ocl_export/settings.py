@@ -118,7 +118,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: the request id and the request metrics cover everything below.
+    # outermost: whatever answers a HEAD, its body is dropped here (headers kept)
+    "ocl_export.head_requests.HeadWithoutBodyMiddleware",
+    # then the request id and the request metrics, which cover everything below
     "operations.middleware.RequestMiddleware",
     # then: a NUL in the path or query would make any database lookup fail with a 500
     "ocl_export.request_guard.RejectNulMiddleware",
