@@ -57,6 +57,8 @@ else:
 
 accesslog = "-"
 errorlog = "-"
+# gunicorn's logger, except that a file sent with sendfile() counts its bytes (it logged 0).
+logger_class = "ocl_export.access_log.AccessLogger"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 if os.environ.get("LOG_FORMAT") == "json":
     # gunicorn's own lines, access lines included, as JSON objects like the application's
