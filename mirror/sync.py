@@ -7,8 +7,8 @@ failed next time. Downloads that fail for a reason worth another attempt (upstre
 
 Released versions come before HEAD's diff: importing a version also writes its rows into HEAD, so
 the diff, asked from the mark HEAD reached before, then brings HEAD to the upstream's state. The
-first run takes only the newest released version; later runs take every released version the
-mirror does not hold, oldest first.
+first run takes only the newest released version; later runs take every version released after
+the newest one the mirror holds, oldest first.
 """
 
 from __future__ import annotations
@@ -150,10 +150,11 @@ def _run(
 def _versions_to_fetch(subscription: Subscription, upstream: Upstream, sleep: Callable[[float], None]) -> list[str]:
     released = _retrying(upstream.released_versions, sleep)[0]
     held = local_versions(subscription)
-    missing = [version for version in released if version not in held]
-    if not held:
-        return missing[-1:]  # a first sync starts from the newest released version
-    return missing
+    if not held.intersection(released):
+        return released[-1:]  # a first sync starts from the newest released version
+    # Only versions released after the newest one held: older ones were skipped on purpose.
+    newest_held = max(index for index, version in enumerate(released) if version in held)
+    return [version for version in released[newest_held + 1 :] if version not in held]
 
 
 def local_versions(subscription: Subscription) -> set[str]:

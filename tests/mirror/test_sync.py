@@ -29,7 +29,7 @@ CIELTEST = FIXTURES / "ocl-v1-CIELTEST-2015.zip"
 REPO = "/orgs/CIELTEST/sources/CIELTEST/"
 JSON = {"Content-Type": "application/json"}
 ZIP = {"Content-Type": "application/zip"}
-VERSIONS = b'[{"id": "HEAD", "released": false}, {"id": "v1", "released": true}]'
+VERSIONS = b'[{"id": "HEAD", "released": false}, {"id": "v1", "released": true}, {"id": "v0", "released": true}]'
 
 
 def zipped(payload: bytes) -> bytes:
@@ -171,3 +171,19 @@ def test_a_run_skips_a_subscription_another_run_holds(upstream_files) -> None:
     subscription, _ = subscribe(f"http://127.0.0.1:9{REPO}")
     assert subscription.claim(stale_after=3600)
     assert sync(Subscription.objects.get()).skipped
+
+
+@pytest.mark.django_db
+def test_later_runs_take_only_versions_released_after_the_newest_held(upstream_files, fast_retries) -> None:
+    listing = b'[{"id": "v2", "released": true}, {"id": "v1", "released": true}, {"id": "v0", "released": true}]'
+    script = script_for(upstream_files)
+    with scripted_server(script) as base:
+        subscription, _ = subscribe(f"{base}{REPO}", follow_head=False)
+        assert sync(subscription).ok
+        script.answers[f"GET {REPO}versions/"] = [Answer(200, listing, JSON)]
+
+        later = sync(subscription)
+
+    asked = [path for method, path, _ in script.seen if "/export/" in path]
+    assert asked == [f"{REPO}v1/export/", f"{REPO}v2/export/"]  # never v0, older than v1
+    assert "404" in later.error
