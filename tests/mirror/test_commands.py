@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 
+import django_rq
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from mirror.jobs import run_subscription, schedule, waiting_jobs
@@ -111,3 +114,16 @@ def test_the_subscriptions_view_is_for_staff_only_and_shows_no_secret(staff, bob
     assert client_for(staff).get("/mirror/subscriptions/999/").json() == {"detail": "No such subscription."}
     assert client_for(bob).get("/mirror/subscriptions/").status_code == 403
     assert anon_client.get("/mirror/subscriptions/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_worker_with_the_scheduler_runs_the_scheduled_sync(redis_conn) -> None:
+    run("subscribe", "http://127.0.0.1:9/orgs/CIEL/sources/CIEL/", "--every", "900")  # first run: now
+
+    worker = django_rq.get_worker(settings.EXPORT_QUEUE, worker_class=SimpleWorker)
+    assert worker.work(burst=True, with_scheduler=True)
+
+    subscription = Subscription.objects.get()
+    assert (subscription.runs, subscription.failures) == (1, 1)
+    assert "ConnectionError" in subscription.last_error
+    assert len(waiting_jobs(subscription.pk)) == 1  # the next run, in 900 s
