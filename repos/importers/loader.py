@@ -159,9 +159,9 @@ def _tune_session() -> None:
 def _load(
     path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_size: int, partial: bool = False
 ) -> ImportSummary:
-    """The import in its transaction. ``partial``: the merge alone, whose HEAD rule (the file's
-    rows replace their items' rows, other items stay) is already what applying changes means;
-    every row is staged (even into an empty source) and no version is named or written."""
+    """The import in its transaction. ``partial``: the same load, whose HEAD rule (the file's
+    rows replace their items' rows, other items stay) is already what applying changes means,
+    and no version is named or written."""
     phases = Phases()
     _tune_session()
     repository = ensure_repository(plan)
@@ -171,11 +171,8 @@ def _load(
         create_staging(kind)
     # The first import of a source has nothing to match against: its rows go straight into the
     # real tables (a duplicate item then fails the unique constraint, and the import says so).
-    direct = (
-        not partial
-        and repository.is_source
-        and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
-    )
+    # So do a partial import's rows into an empty source: HEAD then holds exactly them.
+    direct = repository.is_source and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
     writer = RowWriter(direct=direct, keep_open=repository.is_source)
     # Rows going straight into the real tables carry their rendering, made here from the same
     # values (nothing rewrites them later); every other new row is rendered after the merge.
