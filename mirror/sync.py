@@ -110,6 +110,9 @@ def sync(
     except (UpstreamError, ImportFileError, SubscriptionError) as exc:
         report.error = str(exc)
         logger.warning("%s failed: %s", subscription, exc)
+    except Exception as exc:
+        report.error = f"unexpected {type(exc).__name__}: {exc}"  # recorded, then up to RQ with its traceback
+        raise
     finally:
         report.seconds = time.monotonic() - started
         subscription.finish(report.as_dict(), report.error)
