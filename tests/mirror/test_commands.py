@@ -127,3 +127,20 @@ def test_a_worker_with_the_scheduler_runs_the_scheduled_sync(redis_conn) -> None
     assert (subscription.runs, subscription.failures) == (1, 1)
     assert "ConnectionError" in subscription.last_error
     assert len(waiting_jobs(subscription.pk)) == 1  # the next run, in 900 s
+
+
+@pytest.mark.django_db
+def test_unsubscribe_deletes_the_subscription_and_its_waiting_run(redis_conn) -> None:
+    run("subscribe", URL)
+    subscription = Subscription.objects.get()
+
+    out = run("unsubscribe", str(subscription.pk))
+
+    assert "1 waiting run(s) cancelled" in out
+    assert not Subscription.objects.exists() and waiting_jobs(subscription.pk) == []
+    assert run_subscription(subscription.pk) == {
+        "subscription": subscription.pk,
+        "error": "the subscription no longer exists",
+    }
+    with pytest.raises(CommandError, match="no subscription"):
+        run("unsubscribe", str(subscription.pk))
