@@ -117,6 +117,17 @@ def mirror_state() -> tuple:
     return versions, mirror_head()
 
 
+def diff_requests(stack: LiveStack) -> list[dict[str, Any]]:
+    """The upstream's access-log entries of updatedSince reads, oldest first."""
+    entries = []
+    for line in stack.log("web").splitlines():
+        if line.startswith("{") and '"access"' in line:
+            entry = json.loads(line)
+            if entry.get("message") == "access" and "updatedSince" in entry.get("query", ""):
+                entries.append(entry)
+    return entries
+
+
 @contextmanager
 def upstream_table_away(stack: LiveStack, table: str) -> Iterator[None]:
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
@@ -140,7 +151,8 @@ class KillOnStep(Progress):
 
 @pytest.fixture(params=["v1", "v2"])
 def upstream(request, s3_server: str) -> Iterator[LiveStack]:
-    with LiveStack(f"upstream{request.param}", env={"OCL_COMPAT": request.param}, s3_endpoint=s3_server) as stack:
+    env = {"OCL_COMPAT": request.param, "LOG_FORMAT": "json"}
+    with LiveStack(f"upstream{request.param}", env=env, s3_endpoint=s3_server) as stack:
         yield stack
 
 
@@ -187,6 +199,9 @@ def test_a_mirror_follows_an_upstream_release_by_release(
     assert version_step.version == "v2" and head_step.version == "HEAD"
     assert head_step.since == reached.isoformat()
     assert head_step.items == len(changed | boundary)  # exactly what changed, and the boundary
+    # The upstream's own access log: the diff went out once per run, and this run's is the one counted.
+    diffs = diff_requests(upstream)
+    assert len(diffs) == 2 and diffs[-1]["status"] == 200 and diffs[-1]["bytes"] == head_step.bytes
     assert mirror_head() == upstream_head(upstream)
     assert ids(mirror_head()) >= changed
     archive, fmt = upstream_archive(upstream, "v2", token, tmp_path)
