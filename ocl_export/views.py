@@ -116,6 +116,21 @@ def completed_export(request: Request, kwargs: dict[str, Any]) -> Export | None:
     return export
 
 
+def archive_reachable(export: Export) -> bool:
+    """False (and the row failed) when a redirect straight to S3 would meet no archive there.
+
+    A redirect to a one-use link (v1, or filesystem storage) is checked when the link is redeemed;
+    a redirect to a presigned URL (v2 with S3) skips the service, so the check happens here, and
+    the client hears 204 (ocldev then POSTs and waits) rather than S3's 404."""
+    storage = get_storage()
+    if not storage.is_remote or current_profile().answer("GET", Situation.READY).reply is not Reply.ARCHIVE:
+        return True
+    try:
+        return not fail_if_archive_missing(export, storage)
+    except StorageError as exc:
+        raise ServiceUnavailable("The archive store is unavailable; try again shortly.", retry_after=5) from exc
+
+
 def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
     """The export of ``version`` in ``fmt`` as it really stands: a dead job shows as failed."""
     export = Export.objects.filter(version=version, format=fmt).first()
@@ -187,11 +202,14 @@ class ExportView(APIView):
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         completed = completed_export(request, kwargs)
-        if completed is not None:
+        if completed is not None and archive_reachable(completed):
             return answer(request, Situation.READY, completed)
         version = self.version(request, kwargs)
         export = find_export(version, requested_format(request))
-        return answer(request, situation_of(export), export)
+        situation = situation_of(export)
+        if situation is Situation.READY and export is not None and not archive_reachable(export):
+            situation = Situation.NONE  # its row is failed now: a POST builds it again
+        return answer(request, situation, export)
 
     def post(self, request: Request, **kwargs: Any) -> Response:
         version = self.version(request, kwargs)

@@ -109,6 +109,19 @@ def test_with_filesystem_storage_the_302_goes_to_the_service_which_streams_the_f
     assert export_json_of(content_of(archive), "zip")
 
 
+def test_an_archive_gone_from_s3_answers_204_not_a_redirect_to_a_404_and_post_builds_it_again(
+    exported, alice_client, anon_client, s3_bucket
+) -> None:
+    client, bucket = s3_bucket
+    for item in client.list_objects_v2(Bucket=bucket)["Contents"]:
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    response = anon_client.get(EXPORT_URL)
+    assert (response.status_code, response["X-Export-State"]) == (204, "failed")
+    assert alice_client.post(EXPORT_URL).status_code == 202
+    work()
+    assert requests.get(anon_client.get(EXPORT_URL)["Location"], timeout=30).status_code == 200
+
+
 def test_while_produced_get_head_and_post_answer_208_with_the_job(org, alice_client, anon_client, redis_conn) -> None:
     version = ciel_v1(org)
     assert anon_client.get(EXPORT_URL).status_code == 204
@@ -194,6 +207,24 @@ def test_once_head_changes_its_export_is_out_of_date_and_post_builds_a_new_one(
     assert "1068" in {concept["id"] for concept in concepts}
     # The released version's export is another row and does not move.
     assert alice_client.get(EXPORT_URL).status_code == 204
+
+
+def test_head_losing_an_item_is_a_change_too_and_the_new_archive_keeps_its_name(
+    org, alice_client, redis_conn, fs_storage
+) -> None:
+    version = ciel_v1(org)
+    alice_client.post(HEAD_EXPORT_URL)
+    work()
+    name = alice_client.get(HEAD_EXPORT_URL)["Location"].rsplit("/", 1)[1]
+    head = version.repository.head()
+    head.concepts.remove(head.concepts.get(mnemonic="1067"))  # the oldest: lastUpdated stays
+    assert alice_client.get(HEAD_EXPORT_URL).status_code == 204
+    assert alice_client.post(HEAD_EXPORT_URL).status_code == 202
+    work()
+    location = alice_client.get(HEAD_EXPORT_URL)["Location"]
+    assert location.rsplit("/", 1)[1] == name  # same stamp, same key: the old row's cleanup spared it
+    concepts = parsed(content_of(alice_client.get(location)), "zip")["concepts"]
+    assert {concept["id"] for concept in concepts} == {"1065", "1066"}
 
 
 def test_an_admin_deletes_the_head_export(org, alice_client, redis_conn, fs_storage) -> None:
