@@ -29,15 +29,19 @@ from prometheus_client import Counter, Histogram, values
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 HOST = socket.gethostname()
-_process_name: dict[str, str | None] = {"name": None, "pid": None}
+# prometheus_client asks for the identity on every value it changes (to notice a fork), so it is
+# kept ready for the pid it was made in: a fork (a new pid) falls back to ``host_pid``.
+_identity: dict[str, object] = {"pid": None, "identity": ""}
 
 
 def process_identity(pid: int | None = None) -> str:
     """``host_pid``, or ``host_name`` in a process that took a fixed name (and has not forked since)."""
+    if pid is not None:
+        return f"{HOST}_{pid}"
     own = os.getpid()
-    if pid is None and _process_name["pid"] == str(own) and _process_name["name"]:
-        return f"{HOST}_{_process_name['name']}"
-    return f"{HOST}_{pid if pid is not None else own}"
+    if _identity["pid"] != own:
+        _identity.update(pid=own, identity=f"{HOST}_{own}")
+    return str(_identity["identity"])
 
 
 def name_process(name: str) -> None:
@@ -45,7 +49,7 @@ def name_process(name: str) -> None:
 
     Only for processes that never run at the same time under the same name: they share one file.
     """
-    _process_name.update(name=name, pid=str(os.getpid()))
+    _identity.update(pid=os.getpid(), identity=f"{HOST}_{name}")
 
 
 def multiprocess_dir() -> str | None:

@@ -3,6 +3,7 @@ gunicorn workers and RQ work horses are in tests/live/test_operations_live.py)."
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from ocl_export import metrics
 from ocl_export.models import ExportState
 from ocl_export.reaper import reap_exports
 from tests.export_support import EXPORT_URL, ciel_v1, the_export, work
@@ -148,3 +150,17 @@ def test_a_scrape_still_answers_when_redis_is_down(scraper, settings):
     assert value(snapshot, "ocl_scrape_errors", source="redis") == 1
     assert value(snapshot, "ocl_scrape_errors", source="database") == 0
     assert ("ocl_export_queue_depth", frozenset()) not in snapshot
+
+
+def test_a_named_process_writes_under_its_name_and_a_fork_of_it_under_its_own_pid(monkeypatch):
+    monkeypatch.setattr(metrics, "_identity", {"pid": None, "identity": ""})
+    assert metrics.process_identity() == f"{metrics.HOST}_{os.getpid()}"
+    metrics.name_process("reaper")
+    assert metrics.process_identity() == f"{metrics.HOST}_reaper"
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # a work horse, say: it must not write into its parent's file
+        os.write(write_end, metrics.process_identity().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read_end, 200).decode() == f"{metrics.HOST}_{child}"
