@@ -52,7 +52,7 @@ def _start_once(timeout: float, port: int | None = None) -> tuple[subprocess.Pop
         try:
             requests.get(endpoint, timeout=1)
             return process, endpoint
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or accepted but not answering yet (a loaded machine)
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 process.wait()
