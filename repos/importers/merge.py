@@ -62,8 +62,10 @@ def match_existing(kind: Kind) -> None:
     )
     _execute(
         f"UPDATE {kind.staging} AS st SET row_id = t.id FROM "
+        # Only the rows of the staged items: a diff of a few items into a large source reads a few
+        # index entries, not the whole source (the planner still hashes it all for a whole file).
         f"(SELECT source_id, mnemonic, checksum, MAX(id) AS id FROM {kind.table} "
-        f" WHERE source_id IN (SELECT DISTINCT source_id FROM {kind.staging}) "
+        f" WHERE (source_id, mnemonic) IN (SELECT source_id, mnemonic FROM {kind.staging} WHERE row_id IS NULL) "
         f" GROUP BY source_id, mnemonic, checksum) AS t "
         f"WHERE st.row_id IS NULL AND {same} AND t.checksum = st.checksum"
     )
@@ -190,11 +192,13 @@ def replace_in_head(kind: Kind, head_id: int) -> None:
     member = kind.member_column
     held = _scalar(f"SELECT 1 FROM {kind.membership} WHERE repositoryversion_id = %s LIMIT 1", [head_id])
     if held:
+        # Keyed by the membership's whole primary key, so the staged items drive the lookups: a
+        # diff of a few items touches a few index entries, not every row HEAD holds.
         _execute(
-            f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN ("
-            f" SELECT t.id FROM {kind.table} AS t JOIN {kind.staging} AS st "
-            f" ON t.source_id = st.source_id AND t.mnemonic = st.mnemonic) "
-            f"AND {member} NOT IN (SELECT row_id FROM {kind.staging})",
+            f"DELETE FROM {kind.membership} WHERE (repositoryversion_id, {member}) IN ("
+            f" SELECT %s, t.id FROM {kind.table} AS t JOIN {kind.staging} AS st "
+            f" ON t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
+            f" WHERE t.id NOT IN (SELECT row_id FROM {kind.staging}))",
             [head_id],
         )
     _execute(
