@@ -37,7 +37,7 @@ from repos.importers.normalize import (
 )
 from repos.importers.owners import SourceResolver, ensure_repository
 from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, read_metadata
-from repos.importers.scanner import iter_items
+from repos.importers.scanner import ScanLimitError, iter_items
 from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, Kind, RowWriter, create_staging, index_staging
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
 from repos.representation import CONCEPTS as CONCEPT_ITEMS
@@ -108,6 +108,8 @@ def import_file(
     with open_export(path) as stream:
         try:
             metadata = read_metadata(stream)
+        except ScanLimitError as exc:
+            raise ImportFileError(f"{path}: refused: {exc}") from exc
         except DAMAGED as exc:
             raise ImportFileError(f"{path}: damaged or truncated file, in its metadata ({describe(exc)})") from exc
     try:
@@ -179,6 +181,8 @@ def _load(
     renderer = ItemRenderer(repository) if direct else None
     _stage_items(path, resolver, writer, quiet, batch_size, renderer)
     phases.done("stage")
+    _refuse_repeated_items(path, repository.pk if direct else None)
+    phases.done("repeats")
     if direct:
         # Every row of the source is new and HEAD held none of them: HEAD gets them all, and the
         # figures come from what was written. Nothing to stage, match or render.
@@ -214,6 +218,17 @@ def _load(
         newest=written.newest if written is not None else merge.newest_updated_on((CONCEPTS, MAPPINGS)),
         phases=dict(phases),
     )
+
+
+def _refuse_repeated_items(path: Path, source_id: int | None) -> None:
+    """A file that lists one item twice is refused, naming it: which of the two entries the
+    version should hold cannot be told (an OCL export never repeats one), and keeping both made
+    the version list the item twice."""
+    for kind in KINDS.values():
+        repeated = merge.repeated_item(kind, source_id)
+        if repeated is not None:
+            source = Repository.objects.get(pk=repeated[0])
+            raise ImportFileError(f"{path}: the file lists {kind.key[:-1]} {repeated[1]!r} of {source.url} twice")
 
 
 def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phases) -> None:
@@ -316,6 +331,8 @@ def _stage_items(
             writer.close()
         except BaseException as exc:
             writer.abort(exc)
+            if isinstance(exc, ScanLimitError):
+                raise ImportFileError(f"{path}: refused: {exc}") from exc
             if isinstance(exc, DAMAGED) and not isinstance(exc, ImportFileError):
                 where = f"after {key} item #{index}" if index >= 0 else "before the first item"
                 raise ImportFileError(f"{path}: damaged or truncated file, {where} ({describe(exc)})") from exc

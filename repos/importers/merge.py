@@ -53,6 +53,28 @@ def has_rows(kind: Kind, source_ids: list[int]) -> bool:
     return bool(_scalar(f"SELECT 1 FROM {kind.table} WHERE source_id IN ({placeholders}) LIMIT 1", source_ids))
 
 
+def repeated_item(kind: Kind, source_id: int | None = None) -> tuple[int, str] | None:
+    """(source id, item id) of an item the file lists twice, or None.
+
+    ``source_id`` set: a first import, whose rows went straight into that source's table rows;
+    otherwise the staging table holds the file's rows. An item is its id within its source (a
+    collection may hold items of one id from different sources, never two of one source).
+    """
+    if source_id is not None:
+        sql = (
+            f"SELECT source_id, mnemonic FROM {kind.table} WHERE source_id = %s "
+            "GROUP BY source_id, mnemonic HAVING COUNT(*) > 1 LIMIT 1"
+        )
+        params: list = [source_id]
+    else:
+        sql = f"SELECT source_id, mnemonic FROM {kind.staging} GROUP BY source_id, mnemonic HAVING COUNT(*) > 1 LIMIT 1"
+        params = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def match_existing(kind: Kind) -> None:
     """Point staged items at existing rows with the same content; prepare the new ones."""
     same = "t.source_id = st.source_id AND t.mnemonic = st.mnemonic"

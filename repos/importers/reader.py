@@ -2,12 +2,12 @@
 
 An export is ``export.json`` on its own, or inside a gzip-compressed tar (.tgz/.tar.gz) or a zip.
 Nothing here reads a whole file into memory: the archive member is decompressed as it is read and
-ijson (its C backend when available) builds one item at a time.
+:mod:`repos.importers.scanner` builds one value at a time, none larger than its bounds.
 
-Reading happens in two passes over the file. The first (here, with ijson's event parser) collects
-the top-level metadata and stops at the first items array when the file says what it is before its
-items (every OCL export does); otherwise it reads on to the end, skipping the arrays. The second
-(:mod:`repos.importers.scanner`) builds the concepts and mappings one at a time.
+Reading happens in two passes over the file. The first collects the top-level metadata and stops
+at the first items array when the file says what it is before its items (every OCL export does);
+otherwise it reads on to the end, dropping the items. The second builds the concepts and mappings
+one at a time.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import ijson
 from isal import igzip
 
 from repos.importers.errors import ImportFileError
+from repos.importers.scanner import ARRAY, VALUE, iter_items
 
 ITEM_ARRAYS = ("concepts", "mappings")
 MEMBER_NAME = "export.json"
 
 # Decompression and parse errors that mean "this file is damaged", as opposed to our own bugs.
-DAMAGED = (EOFError, OSError, zlib.error, tarfile.TarError, zipfile.BadZipFile, ijson.JSONError, ValueError)
+DAMAGED = (EOFError, OSError, zlib.error, tarfile.TarError, zipfile.BadZipFile, ValueError)
 
 
 def file_kind(path: Path) -> str:
@@ -98,37 +98,12 @@ def read_metadata(stream: IO[bytes]) -> dict[str, Any]:
     """Top-level keys other than the item arrays.
 
     Stops at the first item array once ``type`` is known (exporters write the metadata first);
-    otherwise reads on to the end, skipping the arrays, to find the keys that follow them.
+    otherwise reads on to the end, dropping the items, to find the keys that follow them.
     """
     metadata: dict[str, Any] = {}
-    builder: ijson.ObjectBuilder | None = None
-    building_key = ""
-    skipping = ""
-    events = ijson.parse(stream, use_float=True)
-    first = next(events, None)
-    if first is None or first[:2] != ("", "start_map"):
-        raise ValueError("the file is not a JSON object")
-    for prefix, event, value in events:
-        if skipping:
-            if prefix == skipping and event == "end_array":
-                skipping = ""
-            continue
-        if builder is not None:
-            builder.event(event, value)
-            if prefix == building_key and event in ("end_map", "end_array"):
-                metadata[building_key] = builder.value
-                builder = None
-            continue
-        if prefix == "":
-            continue  # the top-level map's own keys and its end
-        if prefix in ITEM_ARRAYS and event == "start_array":
-            if "type" in metadata:
-                return metadata
-            skipping = prefix
-        elif event in ("start_map", "start_array"):
-            builder = ijson.ObjectBuilder()
-            builder.event(event, value)
-            building_key = prefix
-        else:
-            metadata[prefix] = value
+    for key, index, value in iter_items(stream, ITEM_ARRAYS, values=True):
+        if index == VALUE:
+            metadata[key] = value
+        elif index == ARRAY and "type" in metadata:
+            break
     return metadata
