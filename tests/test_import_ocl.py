@@ -380,3 +380,40 @@ def test_it_rejects_an_unknown_export_type(tmp_path: Path) -> None:
 def test_it_names_a_truncated_gzip_position(tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match=r"after (concepts|mappings) item #\d+"):
         import_file(truncated_copy(CIEL, tmp_path, 0.5))
+
+
+# --- repeated items ---------------------------------------------------------------------------
+
+
+def with_repeated_concept(tmp_path: Path, data: dict[str, Any], name: str) -> Path:
+    """The file with its 6th concept listed again, as another version of the same id."""
+    again = json.loads(json.dumps(data["concepts"][5]))
+    again["uuid"] = again["version"] = "repeated-1"
+    again["version_url"] = again["url"] + "repeated-1/"
+    data["concepts"].insert(40, again)
+    return write_json(tmp_path / name, data)
+
+
+@pytest.mark.django_db
+def test_a_first_import_refuses_a_file_that_lists_an_item_twice(tmp_path: Path) -> None:
+    data = read_file(CIEL)
+    repeated = data["concepts"][5]["id"]
+    path = with_repeated_concept(tmp_path, data, "CIEL_v2015-06-22.20150622000000.json")
+    before = database_state()
+    with pytest.raises(ImportFileError, match=rf"lists concept {repeated!r} of /orgs/CIEL/sources/CIEL/ twice"):
+        import_file(path)
+    assert database_state() == before
+
+
+@pytest.mark.django_db
+def test_a_later_import_refuses_a_file_that_lists_an_item_twice(tmp_path: Path) -> None:
+    import_file(DEMO)
+    before = database_state()
+    data = read_file(DEMO)
+    data["id"] = data["version"] = "v1.1"
+    repeated = data["concepts"][5]["id"]
+    with pytest.raises(
+        ImportFileError, match=rf"lists concept {repeated!r} of /orgs/DemoOrg/sources/DemoSource/ twice"
+    ):
+        import_file(with_repeated_concept(tmp_path, data, "DemoSource_v1.1.20230601000000.json"))
+    assert database_state() == before
