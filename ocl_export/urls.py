@@ -4,7 +4,10 @@ Every pattern accepts its path with and without the trailing slash (APPEND_SLASH
 """
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.renderers import OpenApiJsonRenderer2
+from drf_spectacular.views import SpectacularJSONAPIView
+
+from repos.views.base import JSONWhateverAccept
 
 handler400 = "ocl_export.errors.json_400"
 handler403 = "ocl_export.errors.json_403"
@@ -12,7 +15,14 @@ handler404 = "ocl_export.errors.json_404"
 handler500 = "ocl_export.errors.json_500"
 
 urlpatterns = [
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    # JSON (application/json) whatever the client accepts: the path says what it is
+    path(
+        "openapi.json",
+        SpectacularJSONAPIView.as_view(
+            renderer_classes=[OpenApiJsonRenderer2], content_negotiation_class=JSONWhateverAccept
+        ),
+        name="openapi",
+    ),
     path("", include("operations.urls")),
     # export routes first: ".../:version/export/" must not be read as a concept path
     path("", include("ocl_export.export_urls")),

@@ -1,0 +1,362 @@
+"""The OpenAPI description of the service: every status, body and header each operation answers.
+
+drf-spectacular reads serializers, and these views have none (the hot paths build bytes), so it
+documented a 200 of unknown shape for every operation and logged a warning per view on every
+request for the schema. Here one schema class answers from the tables below instead: the body and
+headers of each status of each operation, plus the errors any operation may give (``errors``
+lists who answers what). The export resource's statuses come from both answer profiles of
+:mod:`ocl_export.profiles`, so the description follows the table the views answer from.
+
+Views are named by class, not imported: the mirror app and the read API sit beside this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from .profiles import V1_ANSWERS, V2_ANSWERS, Reply
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def loose(description: str, **properties: Schema) -> Schema:
+    """An object with the named properties and possibly more (the OCL JSON carries many)."""
+    return {"type": "object", "description": description, "properties": properties, "additionalProperties": True}
+
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "description": 'Every 4xx and 5xx answer: {"detail": "..."}; a rejected body also names its fields.',
+        "required": ["detail"],
+        "properties": {"detail": STRING, "errors": {"type": "object", "additionalProperties": True}},
+        "additionalProperties": True,
+    },
+    "ExportJob": {
+        "type": "object",
+        "description": "An export job as clients follow it (the 202 of a POST, /exports/jobs/:id/).",
+        "required": ["id", "state", "format", "url"],
+        "properties": {
+            "id": {"type": "integer"},
+            "state": {"type": "string", "enum": ["pending", "processing", "completed", "failed"]},
+            "format": {"type": "string", "enum": ["tgz", "zip"]},
+            "percent": {"type": "number", "nullable": True},
+            "items_done": NULLABLE_INTEGER,
+            "items_total": NULLABLE_INTEGER,
+            "size": NULLABLE_INTEGER,
+            "sha256": NULLABLE_STRING,
+            "file_name": NULLABLE_STRING,
+            "last_updated": NULLABLE_STRING,
+            "error": NULLABLE_STRING,
+            "created_on": NULLABLE_STRING,
+            "started_on": NULLABLE_STRING,
+            "finished_on": NULLABLE_STRING,
+            "url": STRING,
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "additionalProperties": True,
+    },
+    "ExportDeleted": {
+        "type": "object",
+        "required": ["detail", "formats"],
+        "properties": {"detail": STRING, "formats": {"type": "array", "items": STRING}},
+    },
+    "Repository": loose("A source or collection (OCL JSON).", id=STRING, url=STRING),
+    "Version": loose(
+        "A repository version (OCL JSON); with includeConcepts/includeMappings it carries its items.",
+        id=STRING,
+        url=STRING,
+        concepts={"type": "array", "items": ref("Item")},
+        mappings={"type": "array", "items": ref("Item")},
+    ),
+    "Item": loose("A concept or mapping version (OCL JSON).", id=STRING, url=STRING),
+    "Subscription": loose("A mirror subscription and its figures.", id={"type": "integer"}),
+    "NewVersion": {
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": {"type": "string", "maxLength": 255, "pattern": "^[A-Za-z0-9][A-Za-z0-9._~-]*$"},
+            "description": STRING,
+            "released": {"type": "boolean"},
+            "external_id": NULLABLE_STRING,
+            "extras": {"type": "object", "nullable": True, "additionalProperties": True},
+        },
+    },
+}
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+
+def header(description: str, schema: Schema = STRING) -> Schema:
+    return {"description": description, "schema": schema}
+
+
+NO_STORE = header("no-cache, no-store, must-revalidate: a Location is good once")
+RETRY_AFTER = header("Seconds to wait before asking again", {"type": "integer"})
+STATUS_LINK = header('<.../exports/jobs/:id/>; rel="status": the job to follow')
+LOCATION_HEADERS = {
+    "Location": header("Where to go next: a one-use download link, or the archive itself"),
+    "Last-Updated": header("lastUpdated of the exported version (ISO 8601, UTC)"),
+    "Last-Updated-Timezone": header("Always UTC"),
+    "Cache-Control": NO_STORE,
+}
+STATE_HEADERS = {
+    "X-Export-State": header(
+        "Where the export stands", {"type": "string", "enum": ["none", "pending", "processing", "failed"]}
+    ),
+    "Retry-After": RETRY_AFTER,
+    "Link": STATUS_LINK,
+    "Cache-Control": NO_STORE,
+}
+JOB_HEADERS = {"Link": STATUS_LINK, "Cache-Control": NO_STORE}
+COUNT = {"type": "integer", "minimum": 0}
+PAGE_HEADERS = {
+    name: header(text, COUNT)
+    for name, text in {
+        "num_found": "Items of the list matching the filter, whatever the page",
+        "num_returned": "Items in this body",
+        "offset": "Items skipped",
+        "limit": "Page size (0: every item)",
+    }.items()
+}
+VERSION_PAGE_HEADERS = {
+    f"{name}_{kind}": header(f"Of the {kind} list: {spec['description'][0].lower()}{spec['description'][1:]}", COUNT)
+    for kind in ("concepts", "mappings")
+    for name, spec in PAGE_HEADERS.items()
+    if name.startswith("num_")
+} | {"offset": PAGE_HEADERS["offset"], "limit": PAGE_HEADERS["limit"]}
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    description: str
+    body: Schema | None = None
+    headers: dict[str, Schema] = field(default_factory=dict)
+    media: tuple[str, ...] = ("application/json",)
+
+
+def error(description: str, headers: dict[str, Schema] | None = None) -> Answer:
+    return Answer(description, ref("Error"), headers or {})
+
+
+ZIPPED_READ = ("application/json", "application/zip")
+BINARY = {"type": "string", "format": "binary"}
+ARCHIVE_MEDIA = ("application/gzip", "application/zip")
+
+# What any operation may answer, whoever calls it and however (see the module docstring).
+COMMON = {
+    400: error("A query parameter or the body is malformed (a NUL character, an unknown value...)"),
+    404: error("Nothing here, or nothing the caller may see (the same answer, so nothing can be probed)"),
+    503: error("The database (or, for POST of an export, the job queue) is unavailable", {"Retry-After": RETRY_AFTER}),
+}
+# Token authentication: a token that is not valid is refused on every operation that reads one.
+BAD_TOKEN = error("The Authorization token is not valid (or is needed)")
+FORBIDDEN = error("The caller may not do this (administrators of the repository only)")
+METHOD_NOT_ALLOWED = error("Not on this version: HEAD is the live state, and latest an alias")
+
+REPLIES: dict[Reply, Answer] = {
+    Reply.STATE: Answer("No body: the state of the export is in X-Export-State", None, STATE_HEADERS),
+    Reply.JOB: Answer("The export job", ref("ExportJob"), JOB_HEADERS),
+    Reply.LOCATION: Answer("The export exists: a one-use download link of this service", None, LOCATION_HEADERS),
+    Reply.ARCHIVE: Answer(
+        "The export exists: the archive's own URL (answers 200 with the file)", None, LOCATION_HEADERS
+    ),
+    Reply.DELETED: Answer("What was deleted", ref("ExportDeleted")),
+    Reply.EMPTY: Answer("No body"),
+    Reply.ERROR: error("Not now: an export of this version is pending or processing"),
+}
+
+
+def export_answers(method: str) -> dict[int, Answer]:
+    """The statuses the export resource gives to ``method`` in either profile (v1 and OCL v2)."""
+    answers: dict[int, Answer] = {}
+    for table in (V1_ANSWERS, V2_ANSWERS):
+        for (verb, _situation), planned in table.items():
+            if verb == method:
+                answers.setdefault(planned.status, REPLIES[planned.reply])
+    return answers
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+def query(name: str, schema: Schema, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, location=OpenApiParameter.QUERY, required=False, description=description, type=schema)
+
+
+BOOLEAN = {"type": "boolean"}
+COUNT_PARAM = {"type": "integer", "minimum": 0, "maximum": 2**53}
+ITEM_FILTERS = [
+    query("includeRetired", BOOLEAN, "Include retired items"),
+    query("limit", COUNT_PARAM, "Items per list (default 25; 0: every item, streamed)"),
+    query("offset", COUNT_PARAM, "Items to skip"),
+    query(
+        "updatedSince",
+        STRING,
+        "Only items updated at or after this instant: ISO 8601 date or date-time (UTC without offset), "
+        "or YYYYMMDDHHMMSS; anything else is a 400",
+    ),
+]
+VERSION_FILTERS = [
+    query("includeConcepts", BOOLEAN, "Include the version's concepts"),
+    query("includeMappings", BOOLEAN, "Include the version's mappings"),
+    *ITEM_FILTERS,
+    OpenApiParameter(
+        "Compress",
+        location=OpenApiParameter.HEADER,
+        required=False,
+        type={"type": "string", "enum": ["true", "false"]},
+        description="true: the body as a zip holding export.json (OpenMRS)",
+    ),
+]
+FORMAT = query("format", {"type": "string", "enum": ["tgz", "zip"]}, "Archive format (default: the service's)")
+WAIT = query("wait", {"type": "number"}, "Hold the answer up to this many seconds (at most 25) until the state changes")
+
+# Path segments that are alternatives in the URL patterns.
+PATH_ENUMS = {
+    "repo_type": ["sources", "collections"],
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    answers: dict[int, Answer]
+    parameters: list[OpenApiParameter] = field(default_factory=list)
+    request: Schema | None = None
+
+
+READ = {401: BAD_TOKEN}
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("RepositoryListView", "GET"): Operation(
+        {200: Answer("The owner's repositories", {"type": "array", "items": ref("Repository")}), **READ}
+    ),
+    ("RepositoryDetailView", "GET"): Operation({200: Answer("The repository (its HEAD)", ref("Repository")), **READ}),
+    ("VersionListView", "GET"): Operation(
+        {200: Answer("Versions newest first, HEAD last", {"type": "array", "items": ref("Version")}), **READ}
+    ),
+    ("VersionListView", "POST"): Operation(
+        {
+            201: Answer("The new version, a snapshot of HEAD", ref("Version")),
+            401: BAD_TOKEN,
+            403: FORBIDDEN,
+            409: error("A version of this id exists already"),
+        },
+        request=ref("NewVersion"),
+    ),
+    ("VersionDetailView", "GET"): Operation(
+        {
+            200: Answer(
+                "The version (its items as asked): the bytes of export.json",
+                ref("Version"),
+                VERSION_PAGE_HEADERS,
+                ZIPPED_READ,
+            ),
+            **READ,
+        },
+        VERSION_FILTERS,
+    ),
+    ("VersionDetailView", "DELETE"): Operation(
+        {204: Answer("Deleted"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}
+    ),
+    ("ItemListView", "GET"): Operation(
+        {200: Answer("One list of items", {"type": "array", "items": ref("Item")}, PAGE_HEADERS), **READ}, ITEM_FILTERS
+    ),
+    ("ItemDetailView", "GET"): Operation({200: Answer("The item", ref("Item")), **READ}),
+    ("ExportView", "GET"): Operation({**export_answers("GET"), 401: BAD_TOKEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]),
+    ("ExportView", "POST"): Operation({**export_answers("POST"), 401: BAD_TOKEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]),
+    ("ExportView", "DELETE"): Operation(
+        {**export_answers("DELETE"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]
+    ),
+    ("ExportStatusView", "GET"): Operation(
+        {200: Answer("The export job", ref("ExportJob"), {"Cache-Control": NO_STORE}), **READ}, [WAIT]
+    ),
+    ("DownloadView", "GET"): Operation(
+        {
+            200: Answer(
+                "The archive (filesystem storage)",
+                BINARY,
+                {"Content-Disposition": header("attachment; filename=...")},
+                ARCHIVE_MEDIA,
+            ),
+            302: Answer(
+                "The archive's presigned storage URL (S3 storage)", None, {"Location": header("Presigned URL")}
+            ),
+            410: error("This link has been used or has expired; ask the export resource for a new one"),
+        },
+    ),
+    ("SubscriptionListView", "GET"): Operation(
+        {200: Answer("Subscriptions", {"type": "array", "items": ref("Subscription")}), 401: BAD_TOKEN, 403: FORBIDDEN}
+    ),
+    ("SubscriptionDetailView", "GET"): Operation(
+        {200: Answer("The subscription", ref("Subscription")), 401: BAD_TOKEN, 403: FORBIDDEN}
+    ),
+}
+UNDESCRIBED = Operation({200: Answer("OK", {"type": "object", "additionalProperties": True})})
+
+
+class ServiceSchema(AutoSchema):
+    """AutoSchema answering from OPERATIONS: no serializer guessing, so no warnings."""
+
+    def get_operation_id(self) -> str:
+        """From the method and the whole path: the views serve several paths each."""
+        words = [part.strip("{}") for part in self.path.split("/") if part]
+        suffix = "" if self.path.endswith("/") or "." in self.path else "_noslash"
+        return "_".join([self.method.lower(), *words]).replace("-", "_").replace(".", "_") + suffix
+
+    def operation(self) -> Operation:
+        return OPERATIONS.get((type(self.view).__name__, self.method), UNDESCRIBED)
+
+    def answers(self) -> dict[int, Answer]:
+        answers = dict(COMMON)
+        answers.update(self.operation().answers)
+        return dict(sorted(answers.items()))
+
+    def get_request_serializer(self) -> Any:
+        request = self.operation().request
+        return {"application/json": request} if request is not None else None
+
+    def get_response_serializers(self) -> Any:
+        # one entry per status: _get_response_for_code below writes the body of every media type
+        return {status: OpenApiResponse(description=answer.description) for status, answer in self.answers().items()}
+
+    def _get_response_for_code(
+        self, serializer: Any, status_code: str, media_types: Any = None, direction: str = "response"
+    ) -> Schema:
+        answer = self.answers()[int(status_code)]
+        response: Schema = {"description": answer.description}
+        if answer.headers:
+            response["headers"] = answer.headers
+        if answer.body is not None:
+            response["content"] = {media: {"schema": answer.body} for media in answer.media}
+        return response
+
+    def get_override_parameters(self) -> list[OpenApiParameter]:
+        parameters = list(self.operation().parameters)
+        owner_kind = ["orgs", "users"] if "{owner}" in self.path else ["user"]
+        enums = {**PATH_ENUMS, "owner_kind": owner_kind}
+        for name, values in enums.items():
+            if f"{{{name}}}" in self.path:
+                parameters.append(OpenApiParameter(name, location=OpenApiParameter.PATH, enum=values, type=str))
+        return parameters
+
+
+def add_components(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
+    """Postprocessing hook: the shared bodies that the operations refer to."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
+    return result
