@@ -400,7 +400,9 @@ def test_a_first_import_refuses_a_file_that_lists_an_item_twice(tmp_path: Path) 
     repeated = data["concepts"][5]["id"]
     path = with_repeated_concept(tmp_path, data, "CIEL_v2015-06-22.20150622000000.json")
     before = database_state()
-    with pytest.raises(ImportFileError, match=rf"lists concept {repeated!r} of /orgs/CIEL/sources/CIEL/ twice"):
+    with pytest.raises(
+        ImportFileError, match=rf"lists concept {repeated!r} of /orgs/CIEL/sources/CIEL/ twice, with other content"
+    ):
         import_file(path)
     assert database_state() == before
 

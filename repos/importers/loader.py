@@ -221,14 +221,16 @@ def _load(
 
 
 def _refuse_repeated_items(path: Path, source_id: int | None) -> None:
-    """A file that lists one item twice is refused, naming it: which of the two entries the
-    version should hold cannot be told (an OCL export never repeats one), and keeping both made
-    the version list the item twice."""
+    """A file that lists one item twice with other content is refused, naming it: which of the
+    two the version should hold cannot be told (an OCL export never repeats one), and keeping
+    both made the version list the item twice."""
     for kind in KINDS.values():
         repeated = merge.repeated_item(kind, source_id)
         if repeated is not None:
             source = Repository.objects.get(pk=repeated[0])
-            raise ImportFileError(f"{path}: the file lists {kind.key[:-1]} {repeated[1]!r} of {source.url} twice")
+            raise ImportFileError(
+                f"{path}: the file lists {kind.key[:-1]} {repeated[1]!r} of {source.url} twice, with other content"
+            )
 
 
 def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phases) -> None:

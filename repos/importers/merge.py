@@ -54,11 +54,13 @@ def has_rows(kind: Kind, source_ids: list[int]) -> bool:
 
 
 def repeated_item(kind: Kind, source_id: int | None = None) -> tuple[int, str] | None:
-    """(source id, item id) of an item the file lists twice, or None.
+    """(source id, item id) of an item the file lists twice with other content, or None.
 
-    ``source_id`` set: a first import, whose rows went straight into that source's table rows;
-    otherwise the staging table holds the file's rows. An item is its id within its source (a
-    collection may hold items of one id from different sources, never two of one source).
+    ``source_id`` set: a first import, whose rows went straight into that source's rows (where an
+    identical repeat already failed the unique key); otherwise the staging table holds the file's
+    rows, and an identical repeat (same version uuid and content) is one row, as the merge makes
+    it. An item is its id within its source: a collection may hold items of one id from
+    different sources, never two of one source.
     """
     if source_id is not None:
         sql = (
@@ -67,7 +69,10 @@ def repeated_item(kind: Kind, source_id: int | None = None) -> tuple[int, str] |
         )
         params: list = [source_id]
     else:
-        sql = f"SELECT source_id, mnemonic FROM {kind.staging} GROUP BY source_id, mnemonic HAVING COUNT(*) > 1 LIMIT 1"
+        sql = (
+            f"SELECT source_id, mnemonic FROM {kind.staging} GROUP BY source_id, mnemonic "
+            "HAVING COUNT(DISTINCT uuid) > 1 OR COUNT(DISTINCT checksum) > 1 LIMIT 1"
+        )
         params = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
