@@ -107,8 +107,8 @@ def test_hostile_requests_through_gunicorn_answer_json_below_500(stack: LiveStac
         assert answer.headers["Content-Type"] == "application/json", path[:80]
 
 
-def test_a_request_line_past_gunicorns_limit_is_its_own_400(stack: LiveStack) -> None:
+def test_a_request_line_past_gunicorns_limit_is_its_own_414(stack: LiveStack) -> None:
     """gunicorn refuses a request line over 4094 bytes (limit_request_line) before Django sees it:
-    a plain-text 400, the one error that is not JSON (README, Bad input)."""
+    a plain-text 414, the one error that is not JSON (README, Bad input)."""
     answer = requests.get(stack.url("/orgs/" + "x" * 10_000 + "/sources/"), timeout=30)
-    assert answer.status_code == 400
+    assert answer.status_code == 414
