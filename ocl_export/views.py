@@ -19,13 +19,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repos.models import HEAD, LATEST, RepositoryVersion
+from repos.models import HEAD, RepositoryVersion
 from repos.representation import iso
 from repos.views.base import JSONWhateverAccept
-from repos.views.lookup import get_repository, get_version, repository_filter
+from repos.views.lookup import get_repository, get_version
 
 from .archive import FORMATS, content_type
 from .errors import Conflict, ServiceUnavailable
+from .export_lookup import completed_export, export_with_repository
 from .jobs import is_out_of_date, queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
@@ -92,28 +93,6 @@ def archive_url(request: Request, export: Export, reply: Reply) -> str:
         if presigned:
             return presigned
     return issue_location(request, export)
-
-
-def completed_export(request: Request, kwargs: dict[str, Any]) -> Export | None:
-    """GET's common case in one query: the completed export of a named version (never HEAD, whose
-    exports go out of date) whose repository the caller may see. None for anything else, which
-    the step-by-step lookup then answers."""
-    fmt = request.query_params.get("format") or settings.EXPORT_DEFAULT_FORMAT
-    if fmt not in FORMATS or kwargs["version"] in (HEAD, LATEST):
-        return None
-    export = (
-        Export.objects.filter(
-            format=fmt,
-            state=ExportState.COMPLETED,
-            version__version=kwargs["version"],
-            **repository_filter(request, kwargs, "version__repository__"),
-        )
-        .select_related("version__repository")
-        .first()
-    )
-    if export is None or not export.version.repository.can_view(request.user):
-        return None
-    return export
 
 
 def archive_reachable(export: Export) -> bool:
@@ -251,11 +230,7 @@ class ExportStatusView(APIView):
     content_negotiation_class = JSONWhateverAccept
 
     def get(self, request: Request, pk: int) -> Response:
-        export = (
-            Export.objects.select_related("version__repository__owner_org", "version__repository__owner_user")
-            .filter(pk=pk)
-            .first()
-        )
+        export = export_with_repository(pk)
         if export is None or not export.version.repository.can_view(request.user):
             raise NotFound("Export job not found.")
         export = check_export(export)

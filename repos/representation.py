@@ -659,6 +659,17 @@ def body_size(version: RepositoryVersion, item_filter: ItemFilter = EVERYTHING) 
     return size
 
 
+def item_sql() -> str:
+    """SQL for an item's JSON text from the row aliased ``i``: NULL when it is not rendered yet
+    (then :func:`rendered_text` renders it)."""
+    return _render_sql()
+
+
+def rendered_text(kind: ItemKind, pk: int, text: str | None) -> bytes:
+    """The bytes of one item read with :func:`item_sql`."""
+    return _fill_unrendered(kind, [(pk, text)])[0][1].encode()
+
+
 def member_bytes(kind: ItemKind, version_id: int, mnemonic: str) -> bytes | None:
     """Item ``mnemonic`` as the version holds it (its newest row there), in exactly the bytes it has
     inside the version; None when the version holds no such item. One query."""

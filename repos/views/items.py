@@ -20,7 +20,7 @@ from repos.models import HEAD, RepositoryVersion
 from repos.params import ItemQuery, parse_item_query
 from repos.representation import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_item_chunks
 from repos.views.base import ReadAPIView, list_headers
-from repos.views.lookup import get_repository, get_repository_version, item_version_pk, member_body
+from repos.views.lookup import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.views.streaming import body_response, wants_zip
 
 
@@ -56,6 +56,5 @@ class ItemDetailView(ReadAPIView):
             repository = get_repository(request, kwargs)
             body = item_bytes(self.kind, item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"]))
         else:
-            version = get_repository_version(request, kwargs, kwargs.get("version", HEAD))
-            body = member_body(self.kind, version, kwargs["item"])
+            body = get_member_body(request, kwargs, self.kind, kwargs.get("version", HEAD))
         return body_response(request, iter([body]), stream=False)

@@ -7,6 +7,7 @@ exist, so a private repository's name cannot be probed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,8 +16,9 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.request import Request
 
+from repos.joined_rows import Part, fetch_all, fetch_first, select_list
 from repos.models import HEAD, LATEST, ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion
-from repos.representation import CONCEPTS, ItemKind, member_bytes
+from repos.representation import CONCEPTS, MAPPINGS, ItemKind, item_sql, member_bytes, rendered_text
 
 ORGS = "orgs"
 USERS = "users"
@@ -58,33 +60,86 @@ def visible_repositories(request: Request, owner: Owner, repo_type: str) -> Quer
     return queryset.visible_to(request.user).order_by("mnemonic")
 
 
-def repository_filter(request: Request, kwargs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """ORM filters selecting the URL's repository through ``prefix`` (e.g. ``"repository__"``):
-    owner, type and name in the one query that loads what the request needs."""
-    kind = kwargs["owner_kind"]
-    if kind == SELF:
+@dataclass(frozen=True)
+class OwnerClause:
+    """How a joined lookup reaches the URL's owner: a join, a condition on one parameter, and the
+    owner's own columns (none for ``/user/``: the caller is the owner)."""
+
+    join: str
+    where: str
+    parts: tuple[Part, ...]
+
+
+ORG = Part(Organization, "o")
+USER = Part(get_user_model(), "u")
+REPO = Part(Repository, "r")
+VERSION = Part(RepositoryVersion, "v")
+PREVIOUS = Part(RepositoryVersion, "p")
+OWNER_CLAUSES = {
+    ORGS: OwnerClause(f"JOIN {Organization._meta.db_table} o ON o.id = r.owner_org_id", "o.mnemonic = %s", (ORG,)),
+    USERS: OwnerClause(f"JOIN {USER.model._meta.db_table} u ON u.id = r.owner_user_id", "u.username = %s", (USER,)),
+    SELF: OwnerClause("", "r.owner_user_id = %s", ()),
+}
+REPOSITORY_WHERE = "r.repo_type = %s AND r.mnemonic = %s"
+
+
+def repository_params(request: Request, kwargs: dict[str, Any]) -> list[Any]:
+    """The parameters of an owner clause and REPOSITORY_WHERE, in that order."""
+    if kwargs["owner_kind"] == SELF:
         if not request.user.is_authenticated:
             raise NotAuthenticated("Authentication is required for /user/.")
-        owner = {f"{prefix}owner_user": request.user}
-    elif kind == ORGS:
-        owner = {f"{prefix}owner_org__mnemonic": kwargs["owner"]}
+        owner: Any = request.user.pk
     else:
-        owner = {f"{prefix}owner_user__username": kwargs["owner"]}
-    return {**owner, f"{prefix}repo_type": kwargs["repo_type"], f"{prefix}mnemonic": kwargs["repo"]}
+        owner = kwargs["owner"]
+    return [owner, kwargs["repo_type"], kwargs["repo"]]
+
+
+def with_owner(request: Request, kind: str, repository: Repository, owner: Any | None) -> Repository:
+    """Point the repository at its already loaded owner: no query when its URL is built."""
+    if kind == ORGS:
+        repository.owner_org = owner
+    else:
+        repository.owner_user = owner if kind == USERS else request.user
+    return repository
+
+
+@lru_cache
+def _repository_sql(kind: str) -> str:
+    owner = OWNER_CLAUSES[kind]
+    return (
+        f"SELECT {select_list((REPO, *owner.parts))} FROM {Repository._meta.db_table} r {owner.join} "
+        f"WHERE {owner.where} AND {REPOSITORY_WHERE} LIMIT 1"
+    )
 
 
 def get_repository(request: Request, kwargs: dict[str, Any]) -> Repository:
     """One query; the owner is looked up on its own only to word a 404 when nothing matched."""
-    repository = (
-        Repository.objects.filter(**repository_filter(request, kwargs))
-        .select_related("owner_org", "owner_user")
-        .first()
-    )
-    if repository is None:
-        get_owner(request, kwargs["owner_kind"], kwargs.get("owner"))  # the owner's own 404 first
-    if repository is None or not repository.can_view(request.user):
+    kind = kwargs["owner_kind"]
+    found = fetch_first(_repository_sql(kind), repository_params(request, kwargs), (REPO, *OWNER_CLAUSES[kind].parts))
+    if found is None:
+        get_owner(request, kind, kwargs.get("owner"))  # the owner's own 404 first
+        raise NotFound(f"Repository {kwargs['repo']!r} not found.")
+    repository = with_owner(request, kind, found[0], found[1] if len(found) > 1 else None)
+    if not repository.can_view(request.user):
         raise NotFound(f"Repository {kwargs['repo']!r} not found.")
     return repository
+
+
+@lru_cache
+def _version_sql(kind: str, latest: bool) -> str:
+    owner = OWNER_CLAUSES[kind]
+    versions = RepositoryVersion._meta.db_table
+    which = (
+        "v.version <> %s AND v.released AND NOT v.retired ORDER BY v.created_on DESC, v.id DESC"
+        if latest
+        else "v.version = %s"
+    )
+    return (
+        f"SELECT {select_list((VERSION, PREVIOUS, REPO, *owner.parts))} FROM {versions} v "
+        f"LEFT JOIN {versions} p ON p.id = v.previous_version_id "
+        f"JOIN {Repository._meta.db_table} r ON r.id = v.repository_id {owner.join} "
+        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND {which} LIMIT 1"
+    )
 
 
 def get_repository_version(request: Request, kwargs: dict[str, Any], name: str) -> RepositoryVersion:
@@ -93,17 +148,17 @@ def get_repository_version(request: Request, kwargs: dict[str, Any], name: str) 
     When that finds nothing visible, the step-by-step lookup runs to raise the precise 404 (or to
     create a repository's missing HEAD).
     """
-    rows = RepositoryVersion.objects.filter(**repository_filter(request, kwargs, "repository__")).select_related(
-        "repository__owner_org", "repository__owner_user", "previous_version"
-    )
-    if name == LATEST:
-        rows = rows.exclude(version=HEAD).filter(released=True, retired=False).order_by("-created_on", "-id")
-    else:
-        rows = rows.filter(version=name)
-    version = rows.first()
-    if version is None or not version.repository.can_view(request.user):
-        return get_version(get_repository(request, kwargs), name)
-    return attach(version, version.repository)
+    kind = kwargs["owner_kind"]
+    latest = name == LATEST
+    params = [*repository_params(request, kwargs), HEAD if latest else name]
+    found = fetch_first(_version_sql(kind, latest), params, (VERSION, PREVIOUS, REPO, *OWNER_CLAUSES[kind].parts))
+    if found is not None:
+        version, previous, repository = found[:3]
+        with_owner(request, kind, repository, found[3] if len(found) > 3 else None)
+        if repository.can_view(request.user):
+            version.previous_version = previous
+            return attach(version, repository)
+    return get_version(get_repository(request, kwargs), name)
 
 
 def attach(version: RepositoryVersion, repository: Repository) -> RepositoryVersion:
@@ -117,12 +172,24 @@ def attach(version: RepositoryVersion, repository: Repository) -> RepositoryVers
 
 def named_versions(repository: Repository) -> QuerySet[RepositoryVersion]:
     """Every version but HEAD, newest first (id breaks ties between versions made in one instant)."""
-    return with_head(repository).exclude(version=HEAD)
+    return repository.versions.exclude(version=HEAD).select_related("previous_version").order_by("-created_on", "-id")
 
 
-def with_head(repository: Repository) -> QuerySet[RepositoryVersion]:
-    """Every version, HEAD included, in the order of :func:`named_versions`."""
-    return repository.versions.select_related("previous_version").order_by("-created_on", "-id")
+VERSIONS_SQL = (
+    f"SELECT {select_list((VERSION, PREVIOUS))} FROM {RepositoryVersion._meta.db_table} v "
+    f"LEFT JOIN {RepositoryVersion._meta.db_table} p ON p.id = v.previous_version_id "
+    "WHERE v.repository_id = %s ORDER BY v.created_on DESC, v.id DESC"
+)
+
+
+def with_head(repository: Repository) -> list[RepositoryVersion]:
+    """Every version, HEAD included, in the order of :func:`named_versions`, each with its
+    predecessor, pointed at ``repository``: one query."""
+    versions = []
+    for version, previous in fetch_all(VERSIONS_SQL, [repository.pk], (VERSION, PREVIOUS)):
+        version.previous_version = previous
+        versions.append(attach(version, repository))
+    return versions
 
 
 def get_version(repository: Repository, name: str) -> RepositoryVersion:
@@ -147,6 +214,34 @@ def item_model(kind: ItemKind) -> type[ConceptVersion] | type[MappingVersion]:
 
 def _label(kind: ItemKind) -> str:
     return "Concept" if kind is CONCEPTS else "Mapping"
+
+
+@lru_cache
+def _member_sql(kind_key: str, owner_kind: str) -> str:
+    kind = CONCEPTS if kind_key == CONCEPTS.key else MAPPINGS
+    owner = OWNER_CLAUSES[owner_kind]
+    return (
+        f"SELECT {select_list((REPO, *owner.parts))}, i.id, {item_sql()} "
+        f"FROM {RepositoryVersion._meta.db_table} v JOIN {Repository._meta.db_table} r ON r.id = v.repository_id "
+        f"{owner.join} JOIN {kind.membership} m ON m.repositoryversion_id = v.id "
+        f"JOIN {kind.table} i ON i.id = m.{kind.member_column} "
+        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND v.version = %s AND i.mnemonic = %s "
+        "ORDER BY i.id DESC LIMIT 1"
+    )
+
+
+def get_member_body(request: Request, kwargs: dict[str, Any], kind: ItemKind, name: str) -> bytes:
+    """``.../:version/concepts/:id/`` (or HEAD's): the item's bytes with the repository's visibility
+    checked, in one query; anything unusual (``latest``, a miss) takes the step-by-step lookup,
+    which words the 404."""
+    if name != LATEST:
+        owner_kind = kwargs["owner_kind"]
+        params = [*repository_params(request, kwargs), name, kwargs["item"]]
+        found = fetch_first(_member_sql(kind.key, owner_kind), params, (REPO, *OWNER_CLAUSES[owner_kind].parts))
+        if found is not None and found[0].can_view(request.user):
+            pk, text = found[-2:]
+            return rendered_text(kind, pk, text)
+    return member_body(kind, get_repository_version(request, kwargs, name), kwargs["item"])
 
 
 def member_body(kind: ItemKind, version: RepositoryVersion, item_id: str) -> bytes:

@@ -61,7 +61,7 @@ class VersionListView(ReadAPIView):
         released = parse_bool(request.query_params, "released") if "released" in request.query_params else None
         repository = get_repository(request, kwargs)
         # HEAD comes in the same query as the named versions (one query, not two); listed last.
-        rows = [attach(version, repository) for version in with_head(repository)]
+        rows = with_head(repository)
         versions = [row for row in rows if row.version != HEAD and (released is None or row.released == released)]
         if released is not True:
             versions += [row for row in rows if row.version == HEAD] or [attach(repository.head(), repository)]
