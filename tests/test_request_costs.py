@@ -68,3 +68,8 @@ def test_a_private_repository_costs_its_members_one_more_read_and_outsiders_a_40
     # his token, the item with its repository, his membership
     assert statements(bob_client, "GET", f"{REPO}v1/concepts/1065/", 200) == ["SELECT"] * 3
     assert anon_client.get(f"{REPO}v1/concepts/1065/").status_code == 404
+
+
+def test_redeeming_a_location_reads_the_export_and_inserts_its_nonce(exported, anon_client) -> None:
+    location = anon_client.get(EXPORT_URL)["Location"]
+    assert statements(anon_client, "GET", location, 200) == ["SELECT", "INSERT"]
