@@ -2,7 +2,9 @@
 
 Each stack (gunicorn, one RQ worker, the session's moto S3 server) starts once per test run and
 is shared by every client test of its profile: starting and loading one costs seconds, a test
-only milliseconds. Tests leave the exports they make behind; each test names the state it needs.
+only milliseconds. The fixtures are package-scoped, so both stacks stop (and give their database
+connections back) as soon as the last test of this directory has run. Tests leave the exports
+they make behind; each test names the state it needs.
 """
 
 from __future__ import annotations
@@ -116,16 +118,16 @@ def deployment(name: str, profile: str, s3_endpoint: str) -> Iterator[Deployment
         yield Deployment(stack, profile)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def v2(s3_server: str) -> Iterator[Deployment]:
     yield from deployment("clients-v2", "v2", s3_server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def v1(s3_server: str) -> Iterator[Deployment]:
     yield from deployment("clients-v1", "v1", s3_server)
 
 
-@pytest.fixture(scope="session", params=["v1", "v2"])
+@pytest.fixture(scope="package", params=["v1", "v2"])
 def each_profile(request) -> Deployment:
     return request.getfixturevalue(request.param)
