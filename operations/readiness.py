@@ -97,6 +97,7 @@ def target(name: str) -> tuple[object, ...]:
 class Probe:
     """One run of one check, in its own daemon thread."""
 
+    name: str
     check: Callable[[], str]
     done: threading.Event
     outcome: str = ""
@@ -107,7 +108,10 @@ class Probe:
             self.outcome = self.check()
             self.ok = True
         except Exception as exc:
-            self.outcome = f"{type(exc).__name__}: {exc}".strip()[:300]
+            # The answer names the kind of failure only: /readyz is often reachable from outside,
+            # and messages carry internal host names, ports and bucket names. The log has it all.
+            self.outcome = type(exc).__name__
+            logger.warning("readiness check %s failed: %s: %s", self.name, type(exc).__name__, exc)
         finally:
             self.done.set()
 
@@ -123,7 +127,7 @@ def _start(name: str, check: Callable[[], str]) -> tuple[Probe, bool]:
         earlier = _in_flight.get(key)
         if earlier is not None and not earlier.done.is_set():
             return earlier, True
-        probe = Probe(check, threading.Event())
+        probe = Probe(name, check, threading.Event())
         _in_flight[key] = probe
     threading.Thread(target=probe.run, name=f"readyz-{name}", daemon=True).start()
     return probe, False
@@ -144,6 +148,6 @@ def check_readiness(timeout: float | None = None) -> dict[str, dict[str, object]
             results[name] = {"ok": False, "detail": detail}
         else:
             results[name] = {"ok": probe.ok, "detail": probe.outcome}
-        if not results[name]["ok"]:
-            logger.warning("readiness: %s failed: %s", name, results[name]["detail"])
+        if not finished:
+            logger.warning("readiness check %s: %s", name, results[name]["detail"])
     return results

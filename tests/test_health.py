@@ -81,12 +81,15 @@ def test_readyz_writes_and_removes_a_probe_object_in_the_bucket(client, ready_se
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-def test_readyz_names_a_database_that_refuses_connections(client, ready_settings):
-    ready_settings.DATABASES = {"default": {**ready_settings.DATABASES["default"], "PORT": str(free_port())}}
+def test_readyz_names_a_database_that_refuses_connections_and_not_where_it_is(client, ready_settings):
+    port = str(free_port())
+    ready_settings.DATABASES = {"default": {**ready_settings.DATABASES["default"], "PORT": port}}
     status, body, elapsed = readyz(client)
     assert status == 503
     assert body["failed"] == ["database"]
     assert body["detail"] == "Not ready: database."
+    assert body["checks"]["database"]["detail"] == "OperationalError"
+    assert port not in str(body)  # internal addresses stay in the log
     assert elapsed < 3
 
 
@@ -105,7 +108,7 @@ def test_readyz_names_redis_when_it_refuses_connections(client, ready_settings):
     status, body, elapsed = readyz(client)
     assert status == 503
     assert body["failed"] == ["redis"]
-    assert "ConnectionError" in body["checks"]["redis"]["detail"]
+    assert body["checks"]["redis"]["detail"] == "ConnectionError"
     assert elapsed < 3
 
 
@@ -131,7 +134,7 @@ def test_readyz_names_a_missing_bucket(client, ready_settings, s3_bucket):
     status, body, _ = readyz(client)
     assert status == 503
     assert body["failed"] == ["storage"]
-    assert "NoSuchBucket" in body["checks"]["storage"]["detail"]
+    assert body["checks"]["storage"]["detail"] == "NoSuchBucket"
 
 
 def test_a_hanging_bucket_fails_readyz_on_time_and_is_not_probed_twice_at_once(
