@@ -29,7 +29,7 @@ from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 from . import metrics
 from .archive import archive_file_name
 from .errors import Conflict, ServiceUnavailable
-from .models import Export, ExportState
+from .models import ACTIVE_STATES, Export, ExportState
 from .produce import produce_archive
 from .queue import enqueue_export_job
 from .storage import StorageError, export_key, get_storage
@@ -129,11 +129,17 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
         self.items_done = 0  # set by the job thread (see report); read here
         self.written_items = 0
+        self.activity = 0  # bumped by the job thread on work that is not items (see touch)
+        self.written_activity = 0
         self.last_beat = time.monotonic()
 
     def report(self, items_done: int) -> None:
         """``on_progress`` for produce_archive: only remembers the count (an int store is atomic)."""
         self.items_done = items_done
+
+    def touch(self) -> None:
+        """``on_activity`` for produce_archive: progress other than items (an int store is atomic)."""
+        self.activity += 1
 
     def run(self) -> None:
         try:
@@ -146,6 +152,8 @@ class Heartbeat(threading.Thread):
         fields: dict[str, Any] = {}
         if self.items_done != self.written_items:
             fields["items_done"] = self.items_done
+        if self.items_done != self.written_items or self.activity != self.written_activity:
+            fields["progress_on"] = timezone.now()
         if time.monotonic() - self.last_beat >= self.interval:
             fields["heartbeat_on"] = timezone.now()
         if not fields:
@@ -161,6 +169,7 @@ class Heartbeat(threading.Thread):
                 connection.close()
             return
         self.written_items = fields.get("items_done", self.written_items)
+        self.written_activity = self.activity
         if "heartbeat_on" in fields:
             self.last_beat = time.monotonic()
 
@@ -185,7 +194,7 @@ def run_export(export_id: int) -> dict[str, Any]:
     job_id = current.id if current is not None else export.job_id
     now = timezone.now()
     claimed = export.state == ExportState.PENDING and export.transition(
-        ExportState.PROCESSING, expect_job_id=job_id, started_on=now, heartbeat_on=now, items_done=0
+        ExportState.PROCESSING, expect_job_id=job_id, started_on=now, heartbeat_on=now, progress_on=now, items_done=0
     )
     if not claimed:
         # Another worker has it, or this attempt was abandoned and superseded.
@@ -193,7 +202,7 @@ def run_export(export_id: int) -> dict[str, Any]:
     heartbeat = Heartbeat(export.pk, job_id, settings.EXPORT_HEARTBEAT_INTERVAL)
     heartbeat.start()
     try:
-        outcome = produce_and_publish(export, job_id, heartbeat.report)
+        outcome = produce_and_publish(export, job_id, heartbeat.report, heartbeat.touch)
     except Exception as exc:
         record_failure(export, job_id, exc)
         raise  # RQ records the traceback (and retries temporary failures)
@@ -202,7 +211,9 @@ def run_export(export_id: int) -> dict[str, Any]:
     return outcome
 
 
-def produce_and_publish(export: Export, job_id: str, on_progress: Callable[[int], None]) -> dict[str, Any]:
+def produce_and_publish(
+    export: Export, job_id: str, on_progress: Callable[[int], None], on_activity: Callable[[], None] | None = None
+) -> dict[str, Any]:
     version = export.version
     repository = version.repository
     last_updated = version.get_last_updated()
@@ -216,8 +227,11 @@ def produce_and_publish(export: Export, job_id: str, on_progress: Callable[[int]
         items_total=total, key=key, file_name=file_name
     )
     export.items_total, export.key, export.file_name = total, key, file_name
+    # Whatever earlier attempts of this export left at its key (a killed work horse's upload) goes
+    # now: this attempt owns the key, and its own upload must be the only one left behind it.
+    get_storage().abort_stale_uploads(key, 0)
 
-    result = produce_archive(version, export.format, key, on_progress, last_updated)
+    result = produce_archive(version, export.format, key, on_progress, last_updated, on_activity)
 
     # The object is published; only now may the row say so.
     completed = export.transition(
@@ -250,6 +264,20 @@ def discard_unclaimed_object(export_id: int, key: str) -> None:
         get_storage().delete(key)
     except StorageError:
         logger.exception("export %s: could not delete abandoned object %s", export_id, key)
+
+
+def record_horse_death(export_id: int, job_id: str, what: str, retrying: bool) -> None:
+    """The work horse running ``job_id`` died without a word (a signal, the OOM killer): RQ's
+    worker saw it and calls this at once. The row goes back to pending for RQ's retry, or fails."""
+    export = Export.objects.filter(pk=export_id, job_id=job_id, state__in=ACTIVE_STATES).first()
+    if export is None:
+        return  # the attempt had ended, or was superseded
+    if retrying:
+        if export.state == ExportState.PROCESSING:
+            export.transition(ExportState.PENDING, expect_job_id=job_id, error=f"{what}; will retry", heartbeat_on=None)
+    else:
+        export.transition(ExportState.FAILED, expect_job_id=job_id, error=what, finished_on=timezone.now())
+    logger.warning("export %s: %s (%s)", export_id, what, "retrying" if retrying else "final")
 
 
 def record_failure(export: Export, job_id: str, exc: BaseException) -> None:

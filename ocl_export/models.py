@@ -72,6 +72,9 @@ class Export(models.Model):
     started_on = models.DateTimeField(null=True, blank=True)
     finished_on = models.DateTimeField(null=True, blank=True)
     heartbeat_on = models.DateTimeField(null=True, blank=True)
+    # When items_done last moved (or the attempt started): a beating heartbeat without progress is
+    # a stuck job, which the reaper fails after EXPORT_PROGRESS_STALE.
+    progress_on = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "format"], name="one_export_per_version_format")]
@@ -154,6 +157,7 @@ def fresh_attempt_fields(pk: int, attempt: int, user: Any, now: datetime) -> dic
         "started_on": None,
         "finished_on": None,
         "heartbeat_on": None,
+        "progress_on": None,
         "items_done": 0,
         "items_total": None,
         "error": "",

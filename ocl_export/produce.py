@@ -149,8 +149,12 @@ def produce_archive(
     key: str,
     on_progress: Callable[[int], None] | None = None,
     last_updated: datetime | None = None,
+    on_activity: Callable[[], None] | None = None,
 ) -> ArchiveResult:
     """Write ``version``'s export archive in ``fmt`` to storage under ``key``.
+
+    ``on_progress`` is called with the items written so far; ``on_activity`` on other work that
+    moves (rendering rows not rendered yet), so that a long quiet stretch means a stuck job.
 
     On any exception the storage writer discards what it had written (nothing is published) and
     the exception propagates.
@@ -158,13 +162,18 @@ def produce_archive(
     mime = content_type(fmt)  # an unknown format fails before any work
     mtime = last_updated if last_updated is not None else last_updated_of(version)
     storage = get_storage()
-    render_all_pending()  # rows written by any path that did not render them: do it once, now
+    # Rows written by any path that did not render them: do it once, now.
+    render_all_pending(on_batch=(lambda _rows: on_activity()) if on_activity is not None else None)
     with gc_paused(), one_snapshot():
         size = body_size(version, EVERYTHING)
         # A known size means every row is rendered in this snapshot: one COPY per list reads them.
         chunks = stream_version(version, EVERYTHING, on_progress, bulk=size is not None)
-        if size is not None:
-            with storage.open_writer(key, mime) as sink:
-                return _piped(chunks, size, sink, fmt, mtime)
-        with spooled(chunks) as spool, storage.open_writer(key, mime) as sink:
-            return write_archive(spool, sink, fmt, mtime)
+        # Closed on any failure before the snapshot's transaction rolls back: closing ends (cancels)
+        # a COPY still under way. Left open, the rollback would wait behind a server blocked writing
+        # rows that nobody reads any more, and the job would hang for good.
+        with contextlib.closing(chunks):
+            if size is not None:
+                with storage.open_writer(key, mime) as sink:
+                    return _piped(chunks, size, sink, fmt, mtime)
+            with spooled(chunks) as spool, storage.open_writer(key, mime) as sink:
+                return write_archive(spool, sink, fmt, mtime)

@@ -18,7 +18,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.command import send_stop_job_command
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from .errors import ServiceUnavailable
@@ -129,3 +130,16 @@ def job_status(job_id: str) -> str | None:
 
 def is_dead(status: str | None) -> bool:
     return status == MISSING or status in DEAD_JOB_STATES
+
+
+def stop_job(job_id: str) -> None:
+    """Ask the worker running ``job_id`` to kill its work horse (RQ's stop-job command); nothing
+    happens when no worker runs it, or when Redis does not answer."""
+    try:
+        send_stop_job_command(connection(), job_id)
+    except (NoSuchJobError, InvalidJobOperation):
+        return
+    except RedisError as exc:
+        logger.warning("could not stop export job %s: %s", job_id, exc)
+        return
+    logger.warning("asked the worker of export job %s to stop it", job_id)

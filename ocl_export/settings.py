@@ -203,6 +203,10 @@ EXPORT_PRESIGN_TTL = env_int("EXPORT_PRESIGN_TTL", 60, 1)
 EXPORT_JOB_TIMEOUT = env_int("EXPORT_JOB_TIMEOUT", 6 * 3600, 60)
 EXPORT_HEARTBEAT_INTERVAL = env_int("EXPORT_HEARTBEAT_INTERVAL", 10, 1)
 EXPORT_HEARTBEAT_STALE = env_int("EXPORT_HEARTBEAT_STALE", 90, 5)
+# A job whose heartbeat beats but whose progress has not moved this long is stuck (a wedged read or
+# upload): the reaper fails it and stops its job. Longer than any quiet stretch of a healthy job
+# (rendering unrendered rows, summing the size, completing the upload).
+EXPORT_PROGRESS_STALE = env_int("EXPORT_PROGRESS_STALE", 900, 5)
 # Seconds before each retry of a job that failed for a temporary reason; empty: no retries.
 EXPORT_RETRY_DELAYS = env_int_list("EXPORT_RETRY_DELAYS", "10,60,300")
 EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 5000, 1)
@@ -215,6 +219,10 @@ AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID", "") or None
 AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY", "") or None
 AWS_S3_SSE = env_choice("AWS_S3_SSE", "", ("", "AES256"))
 AWS_LOCATION = env_str("AWS_LOCATION", "exports")
+# Every S3 call gives up after these; a stalled S3 must not hold a job (or a download) for long.
+AWS_S3_CONNECT_TIMEOUT = env_int("AWS_S3_CONNECT_TIMEOUT", 5, 1)
+AWS_S3_READ_TIMEOUT = env_int("AWS_S3_READ_TIMEOUT", 60, 1)
+AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", 3, 1)
 
 # --- Import ---------------------------------------------------------------------------------
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000, 1)

@@ -16,13 +16,14 @@ import os
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 from urllib.parse import quote
 
+from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
@@ -113,7 +114,9 @@ class ExportStorage(Protocol):
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
     def presigned_url(self, key: str, file_name: str, content_type: str, expires: int | None = None) -> str | None: ...
-    def abort_stale_uploads(self, prefix: str, older_than_seconds: int) -> int: ...
+    def abort_stale_uploads(
+        self, prefix: str, older_than_seconds: int, spare: Callable[[], Collection[str]] | None = None
+    ) -> int: ...
 
 
 # --- filesystem -----------------------------------------------------------------------------
@@ -169,16 +172,21 @@ class FileSystemExportStorage:
     def presigned_url(self, key: str, file_name: str, content_type: str, expires: int | None = None) -> str | None:
         return None  # the service streams the file itself
 
-    def abort_stale_uploads(self, prefix: str, older_than_seconds: int) -> int:
+    def abort_stale_uploads(
+        self, prefix: str, older_than_seconds: int, spare: Callable[[], Collection[str]] | None = None
+    ) -> int:
         # ``prefix`` is a string prefix of keys, as in S3: a directory ("orgs/CIEL/") or a whole
-        # key, whose partial files sit beside it.
+        # key, whose partial files sit beside it. ``spare`` (asked after the files are found):
+        # keys whose partial files stay, whatever their age.
         base = self.root / prefix if not prefix or prefix.endswith("/") else (self.root / prefix).parent
         if not base.is_dir():
             return 0
         cutoff = time.time() - older_than_seconds
+        found = [p for p in base.rglob(f"*{PARTIAL}*") if p.relative_to(self.root).as_posix().startswith(prefix)]
+        kept = set(spare()) if spare is not None and found else set()
         removed = 0
-        for partial in base.rglob(f"*{PARTIAL}*"):
-            if not partial.relative_to(self.root).as_posix().startswith(prefix):
+        for partial in found:
+            if partial.with_name(partial.name.split(PARTIAL)[0]).relative_to(self.root).as_posix() in kept:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 if partial.is_file() and partial.stat().st_mtime <= cutoff:
@@ -347,10 +355,14 @@ class S3ExportStorage:
         ttl = settings.EXPORT_PRESIGN_TTL if expires is None else expires
         return _s3_call(self.storage.url, key, parameters=parameters, expire=ttl)
 
-    def abort_stale_uploads(self, prefix: str, older_than_seconds: int) -> int:
+    def abort_stale_uploads(
+        self, prefix: str, older_than_seconds: int, spare: Callable[[], Collection[str]] | None = None
+    ) -> int:
         """Abort incomplete multipart uploads (a killed job's) under ``prefix``.
 
-        ``older_than_seconds`` must exceed the longest job, or a live upload would be aborted.
+        ``older_than_seconds`` must exceed the longest job, or a live upload would be aborted;
+        ``spare`` names keys whose uploads stay whatever their age. It is asked after the listing,
+        so an upload started meanwhile is either not listed or its key already spared.
         """
         full_prefix = self.full_key(prefix) if prefix else self.storage.location.strip("/")
         if prefix.endswith("/") and not full_prefix.endswith("/"):
@@ -359,14 +371,25 @@ class S3ExportStorage:
         aborted = 0
         with temporary_errors_as_storage_error():
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full_prefix)
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if not upload["Key"].startswith(full_prefix) or upload["Initiated"] > cutoff:
-                        continue
+            found = [
+                upload
+                for page in pages
+                for upload in page.get("Uploads", [])
+                if upload["Key"].startswith(full_prefix) and upload["Initiated"] <= cutoff
+            ]
+            kept = {self.full_key(key) for key in spare()} if spare is not None and found else set()
+            for upload in found:
+                if upload["Key"] in kept:
+                    continue
+                try:
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
-                    aborted += 1
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                        raise
+                    continue  # completed or aborted since the listing
+                aborted += 1
         return aborted
 
 
@@ -385,10 +408,14 @@ def _s3_storage() -> S3Storage:
         settings.AWS_ACCESS_KEY_ID,
         settings.AWS_SECRET_ACCESS_KEY,
         settings.AWS_LOCATION,
+        settings.AWS_S3_CONNECT_TIMEOUT,
+        settings.AWS_S3_READ_TIMEOUT,
+        settings.AWS_S3_MAX_ATTEMPTS,
     )
     storage = _s3_storages.get(config)
     if storage is None:
-        bucket, endpoint, region, access_key, secret_key, location = config
+        bucket, endpoint, region, access_key, secret_key, location, connect_timeout, read_timeout, attempts = config
+        signature_version = getattr(settings, "AWS_S3_SIGNATURE_VERSION", None) or "s3v4"
         storage = S3Storage(
             bucket_name=bucket,
             endpoint_url=endpoint,
@@ -398,7 +425,15 @@ def _s3_storage() -> S3Storage:
             location=posixpath.normpath(location).strip("/") if location else "",
             file_overwrite=True,
             # SigV4: required by newer AWS regions, and its URLs state their own expiry.
-            signature_version=getattr(settings, "AWS_S3_SIGNATURE_VERSION", None) or "s3v4",
+            signature_version=signature_version,
+            # Bounded waits: an unreachable or stalled S3 fails a call (StorageError, retried by the
+            # job later) within connect/read timeout x attempts, instead of botocore's minutes.
+            client_config=Config(
+                signature_version=signature_version,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"max_attempts": attempts, "mode": "standard"},
+            ),
         )
         _s3_storages[config] = storage
     return storage

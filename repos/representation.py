@@ -469,7 +469,7 @@ def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) 
     return head.decode(), tail.decode(), len(rendered) - 1
 
 
-def render_pending(kind: ItemKind, batch_size: int = 5000) -> int:
+def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:
     """Store the rendered JSON of every row of ``kind`` that has none yet; returns the count.
 
     Items are immutable but for ``is_latest_version``, so writers (the importer, version
@@ -493,6 +493,8 @@ def render_pending(kind: ItemKind, batch_size: int = 5000) -> int:
         _store_renderings(kind, updates)
         done += len(updates)
         last_id = pks[-1]
+        if on_batch is not None:
+            on_batch(len(updates))  # a sign of life for whoever waits (an export's heartbeat)
 
 
 def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, int]]) -> None:
@@ -518,8 +520,8 @@ def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, int]]) 
         cursor.execute("TRUNCATE rendered_items")
 
 
-def render_all_pending() -> int:
-    return render_pending(CONCEPTS) + render_pending(MAPPINGS)
+def render_all_pending(on_batch: Callable[[int], None] | None = None) -> int:
+    return render_pending(CONCEPTS, on_batch=on_batch) + render_pending(MAPPINGS, on_batch=on_batch)
 
 
 def iter_item_chunks(

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from ocl_export.models import Export, ExportState
-from tests.export_support import EXPORT_URL, ciel_source, ciel_v1, the_export, work
+from tests.export_support import EXPORT_URL, ciel_source, ciel_v1, queued_job_ids, the_export, work
 from tests.factories import make_source, make_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,15 +125,20 @@ def test_a_processing_export_without_heartbeat_becomes_failed(org, anon_client, 
     assert "heartbeat" in the_export(version).error
 
 
-def test_a_pending_export_whose_job_redis_lost_becomes_failed(org, alice_client, anon_client, redis_conn) -> None:
+def test_a_pending_export_whose_job_redis_lost_is_queued_again(
+    org, alice_client, anon_client, redis_conn, fs_storage
+) -> None:
     version = ciel_v1(org)
     alice_client.post(EXPORT_URL)
-    redis_conn.flushdb()
+    redis_conn.flushdb()  # a Redis restarted empty
     # Just queued: the job may not have reached Redis yet, so it is not judged.
     assert anon_client.get(EXPORT_URL)["X-Export-State"] == "pending"
+    assert queued_job_ids() == []
     Export.objects.filter(pk=the_export(version).pk).update(queued_on=timezone.now() - timedelta(minutes=1))
-    assert anon_client.get(EXPORT_URL)["X-Export-State"] == "failed"
-    assert alice_client.post(EXPORT_URL).status_code == 202
+    assert anon_client.get(EXPORT_URL)["X-Export-State"] == "pending"
+    assert queued_job_ids() == [the_export(version).job_id]
+    work()
+    assert anon_client.get(EXPORT_URL).status_code == 303
 
 
 def test_exports_of_other_versions_do_not_answer_for_this_one(

@@ -11,6 +11,7 @@ import tarfile
 import time
 import zipfile
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -132,6 +133,21 @@ def test_s3_presigned_url_downloads_the_bytes_with_content_disposition(s3_bucket
     assert response.headers["Content-Disposition"] == 'attachment; filename="CIEL_v1.20161004123113.tgz"'
     assert response.headers["Content-Type"] == "application/gzip"
     assert "X-Amz-Expires=60" in url  # settings.EXPORT_PRESIGN_TTL
+
+
+def test_s3_presigned_url_signs_its_expiry_key_and_disposition(s3_bucket, settings) -> None:
+    """moto honours neither expiry nor the key binding of a signature, so what is signed is checked
+    here: SigV4 covers the path (the full key) and every query parameter below."""
+    _client, bucket = s3_bucket
+    settings.EXPORT_PRESIGN_TTL = 17
+    url = urlsplit(get_storage().presigned_url(KEY, "CIEL_v1.20161004123113.tgz", "application/gzip"))
+    query = parse_qs(url.query)
+    assert url.path == f"/{bucket}/{settings.AWS_LOCATION}/{KEY}"
+    assert query["X-Amz-Expires"] == ["17"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["response-content-disposition"] == ['attachment; filename="CIEL_v1.20161004123113.tgz"']
+    assert query["response-content-type"] == ["application/gzip"]
+    signed = query["X-Amz-SignedHeaders"][0].split(";")
+    assert signed == ["host"] and query["X-Amz-Signature"]
 
 
 def test_s3_delete_is_idempotent(s3_bucket) -> None:
