@@ -13,6 +13,8 @@ import django_rq
 import orjson
 import requests
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rq import SimpleWorker
 
@@ -84,3 +86,34 @@ def export_json_of(archive: bytes, fmt: str = "tgz") -> bytes:
 
 def parsed(archive: bytes, fmt: str = "tgz") -> dict[str, Any]:
     return orjson.loads(export_json_of(archive, fmt))
+
+
+RANDOM_TEXT = " || ".join(["md5(random()::text)"] * 16)  # 512 hex digits that gzip cannot shrink much
+
+
+def big_version(org: object, concepts: int, version_id: str = "v1") -> RepositoryVersion:
+    """CIEL ``version_id`` with ``concepts`` concepts of poorly compressible text, written by one
+    INSERT ... SELECT (the ORM would take ages)."""
+    source = make_source(org, "CIEL")
+    head = source.head()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH rows AS (
+                INSERT INTO repos_conceptversion (
+                    source_id, mnemonic, uuid, concept_class, datatype, display_name, display_locale, names,
+                    descriptions, extras, retired, created_on, updated_on, version_created_on,
+                    version_created_by, is_latest_version, checksum)
+                SELECT %s, n::text, md5(n::text), 'Misc', 'N/A', 'Concept ' || n, 'en',
+                       '[{"uuid": "' || md5(n::text) || '", "name": "' || RANDOM_TEXT
+                       || '", "external_id": null, "type": "ConceptName", "locale": "en",'
+                       || ' "locale_preferred": true, "name_type": "FULLY_SPECIFIED"}]',
+                       '[]', '{}', false, %s, %s, %s, '', true, ''
+                FROM generate_series(1, %s) AS n
+                RETURNING id)
+            INSERT INTO repos_version_concepts (repositoryversion_id, conceptversion_id) SELECT %s, id FROM rows
+            """.replace("RANDOM_TEXT", RANDOM_TEXT),
+            [source.pk, now, now, now, concepts, head.pk],
+        )
+    return make_version(source, version_id)

@@ -12,48 +12,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
 from ocl_export.models import ExportState
 from ocl_export.reaper import reap_exports
-from repos.models import RepositoryVersion
 from tests.conftest import S3_CREDENTIALS
-from tests.export_support import EXPORT_URL, the_export, work
-from tests.factories import make_source, make_version
+from tests.export_support import EXPORT_URL, big_version, the_export, work
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-# Enough poorly compressible text for several 8 MiB parts, so the upload is caught under way.
-CONCEPTS = 60_000
-RANDOM_TEXT = " || ".join(["md5(random()::text)"] * 16)  # 512 hex digits that gzip cannot shrink much
-
-
-def big_version(org: object) -> RepositoryVersion:
-    """CIEL v1 with CONCEPTS concepts, written by one INSERT ... SELECT (the ORM would take ages)."""
-    source = make_source(org, "CIEL")
-    head = source.head()
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH rows AS (
-                INSERT INTO repos_conceptversion (
-                    source_id, mnemonic, uuid, concept_class, datatype, display_name, display_locale, names,
-                    descriptions, extras, retired, created_on, updated_on, version_created_on,
-                    version_created_by, is_latest_version, checksum)
-                SELECT %s, n::text, md5(n::text), 'Misc', 'N/A', 'Concept ' || n, 'en',
-                       '[{"uuid": "' || md5(n::text) || '", "name": "' || RANDOM_TEXT
-                       || '", "external_id": null, "type": "ConceptName", "locale": "en",'
-                       || ' "locale_preferred": true, "name_type": "FULLY_SPECIFIED"}]',
-                       '[]', '{}', false, %s, %s, %s, '', true, ''
-                FROM generate_series(1, %s) AS n
-                RETURNING id)
-            INSERT INTO repos_version_concepts (repositoryversion_id, conceptversion_id) SELECT %s, id FROM rows
-            """.replace("RANDOM_TEXT", RANDOM_TEXT),
-            [source.pk, now, now, now, CONCEPTS, head.pk],
-        )
-    return make_version(source, "v1")
+CONCEPTS = 60_000  # enough poorly compressible text for several 8 MiB parts: the upload is caught under way
 
 
 def worker_environment(bucket: str, endpoint: str) -> dict[str, str]:
@@ -86,7 +54,7 @@ def test_a_killed_worker_leaves_nothing_behind_and_the_export_can_be_requested_a
     org, alice_client, anon_client, redis_conn, s3_server, s3_bucket, settings, tmp_path
 ) -> None:
     client, bucket = s3_bucket
-    version = big_version(org)
+    version = big_version(org, CONCEPTS)
     assert alice_client.post(EXPORT_URL).status_code == 202
 
     log = tmp_path / "worker.log"
