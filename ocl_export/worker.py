@@ -42,6 +42,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
+from rq.utils import now, utcparse
 
 from . import logs, metrics
 from .jobs import record_horse_death
@@ -53,6 +54,9 @@ logger = logging.getLogger(__name__)
 # over the scheduler lock of a worker that died). RQ's default is 600.
 MAINTENANCE_INTERVAL = 15
 PR_SET_PDEATHSIG = 1
+# Seconds without a beat after which a scheduler holding the lock counts as dead (it beats every
+# second; its lock would otherwise stand for a minute).
+SCHEDULER_SILENCE = 15
 
 
 def die_with_parent(sig: int) -> None:
@@ -99,6 +103,17 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def scheduler_is_dead(info: dict[str, str]) -> bool:
+    """From a scheduler's hash in Redis (empty: it has not registered yet, so it may be starting)."""
+    if not info:
+        return False
+    pid = int(info.get("pid") or 0)
+    if info.get("hostname") == socket.gethostname() and pid > 0 and not process_exists(pid):
+        return True
+    beat = info.get("last_heartbeat")
+    return bool(beat) and (now() - utcparse(beat)).total_seconds() > SCHEDULER_SILENCE
+
+
 def process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -141,8 +156,9 @@ class ExportWorker(Worker):
 
     def release_dead_scheduler_locks(self) -> None:
         """A killed worker's scheduler lock outlives it by a minute (its TTL), during which no
-        scheduler runs and delayed retries wait. A lock whose holder ran on this machine under a
-        pid that no longer exists is released at once, so a restarted worker takes it over."""
+        scheduler runs and delayed retries wait. A lock is released at once when its holder is
+        dead: it ran on this machine under a pid that no longer exists, or it has not beaten for
+        SCHEDULER_SILENCE seconds (it beats every second), so a restarted worker takes it over."""
         try:
             for queue in self.queues:
                 lock = RQScheduler.get_locking_key(queue.name)
@@ -151,10 +167,8 @@ class ExportWorker(Worker):
                     continue
                 holder = _text(holder)
                 info = {_text(k): _text(v) for k, v in self.connection.hgetall(SCHEDULER_KEY_TEMPLATE % holder).items()}
-                hostname, pid = info.get("hostname", ""), int(info.get("pid") or 0)
-                if hostname == socket.gethostname() and pid > 0 and not process_exists(pid):
-                    if release_lock(self.connection, lock, holder):
-                        self.log.info("Worker %s: released the scheduler lock of dead scheduler %s", self.name, holder)
+                if scheduler_is_dead(info) and release_lock(self.connection, lock, holder):
+                    self.log.info("Worker %s: released the scheduler lock of dead scheduler %s", self.name, holder)
         except redis.RedisError as exc:
             self.log.warning("Worker %s: could not check the scheduler lock: %s", self.name, exc)
 

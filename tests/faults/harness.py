@@ -26,7 +26,7 @@ from tests.live.stack import LiveStack, wait_until
 
 EXPORT = "/orgs/CIEL/sources/CIEL/v1/export/"
 # Enough poorly compressible text that an export takes a few seconds, with a multipart upload.
-CONCEPTS = 30_000
+CONCEPTS = 24_000
 BIG_VERSION = (
     "from repos.models import Organization\n"
     "from repos.representation import render_all_pending\n"
@@ -37,7 +37,7 @@ BIG_VERSION = (
 # Short limits, so that each case ends in seconds. README: every variable.
 HEARTBEAT_STALE = 5
 PROGRESS_STALE = 10
-REAP_INTERVAL = 2
+REAP_INTERVAL = 3
 ENV = {
     "EXPORT_HEARTBEAT_INTERVAL": "1",
     "EXPORT_HEARTBEAT_STALE": str(HEARTBEAT_STALE),

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.faults.harness import PROGRESS_STALE, Harness
+from tests.faults.harness import HEARTBEAT_STALE, Harness
 
 pytestmark = [pytest.mark.faults, pytest.mark.live]
 
@@ -38,20 +38,23 @@ def test_s3_down_when_the_job_starts(faults: Harness) -> None:
     faults.recovered("S3 down when the job starts", fault_at)
 
 
-def test_s3_paused_longer_than_the_progress_limit(faults: Harness) -> None:
+PAUSE = HEARTBEAT_STALE + 2  # longer than the heartbeat's stale limit
+
+
+def test_s3_paused_longer_than_the_stale_limit(faults: Harness) -> None:
     assert faults.post().status_code == 202
     faults.processing()
     faults.stack.kill("s3", signal.SIGSTOP, group=False)
     fault_at = time.monotonic()
     try:
-        # S3 calls time out (AWS_S3_READ_TIMEOUT x AWS_S3_MAX_ATTEMPTS) and the job fails and
-        # retries; should anything hang, the reaper fails an export without progress.
+        # S3 calls time out (AWS_S3_READ_TIMEOUT x AWS_S3_MAX_ATTEMPTS): the job fails, cancels its
+        # read, and retries; should anything hang, the reaper fails an export without progress.
         row = faults.wait_row(lambda r: r["state"] != "processing" or r["error"], "the job to notice", timeout=30)
         assert row["error"]
-        time.sleep(max(0.0, PROGRESS_STALE + 2 - (time.monotonic() - fault_at)))
+        time.sleep(max(0.0, PAUSE - (time.monotonic() - fault_at)))
     finally:
         faults.stack.kill("s3", signal.SIGCONT, group=False)
-    faults.recovered(f"S3 SIGSTOPped {PROGRESS_STALE + 2} s mid-stream, then resumed", fault_at)
+    faults.recovered(f"S3 SIGSTOPped {PAUSE} s mid-stream, then resumed", fault_at)
 
 
 def test_an_archive_deleted_behind_the_service_is_rebuilt_on_request(faults: Harness) -> None:

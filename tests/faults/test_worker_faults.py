@@ -52,6 +52,9 @@ def test_a_killed_worker_group_leaves_nothing_and_its_successor_schedules_at_onc
     fault_at = time.monotonic()
     assert wait_until(lambda: gone(horse), 5, what="the horse to die with its worker")
     faults.stack.start_process("worker")
-    assert wait_until(faults.scheduler_holder_alive, 20, what="the new worker's scheduler to take the lock")
+    try:
+        wait_until(faults.scheduler_holder_alive, 30, what="the new worker's scheduler to take the lock")
+    except TimeoutError as exc:
+        raise AssertionError(faults.stack.log("worker")[-4000:]) from exc
     outcome = faults.recovered("worker and horse SIGKILLed (process groups)", fault_at)
     assert outcome.state == "completed" or "heartbeat" in outcome.error
