@@ -24,7 +24,9 @@ def live() -> Iterator[Harness]:
 
 @pytest.fixture
 def faults(live: Harness) -> Iterator[Harness]:
-    """The stack with no export of the version, every process up."""
+    """The stack with no export of the version, every process up (even after a case that failed
+    half-way through its fault)."""
+    live.revive()
     live.reset()
     yield live
 

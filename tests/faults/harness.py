@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -196,6 +197,17 @@ class Harness:
         statuses = [int(status) for status in ACCESS_STATUS.findall(self.stack.log("web"))]
         assert statuses, "the web log names no answers"
         assert not [status for status in statuses if status >= 500 and status != 503]
+
+    def revive(self) -> None:
+        for name in ("redis", "s3", "web", "worker", "reaper"):
+            process = self.stack.procs.get(name)
+            if process is None:
+                continue
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
+            else:
+                self.stack.start_process(name)
 
     def reset(self) -> None:
         """No export of the version: the next case starts from nothing."""
