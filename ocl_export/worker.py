@@ -115,13 +115,19 @@ def scheduler_is_dead(info: dict[str, str]) -> bool:
 
 
 def process_exists(pid: int) -> bool:
+    """A running process (a zombie is not: a killed scheduler whose parent died with it may wait
+    long for an init that reaps slowly, still answering signal 0)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class ExportWorker(Worker):
