@@ -61,3 +61,47 @@ def test_it_stops_the_compressor_when_reading_fails():
     sink = io.BytesIO()
     with pytest.raises(RuntimeError, match="database went away"):
         _piped(chunks(), 10 << 20, sink, "tgz", MTIME)
+
+
+class UploadFails(io.RawIOBase):
+    """A storage writer whose store went away after the first bytes."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        raise ConnectionError("storage went away")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_upload_cancels_the_database_read_instead_of_hanging(org, fs_storage, monkeypatch) -> None:
+    """More rows than the pipe and the socket buffers hold: with the consumer gone, PostgreSQL blocks
+    writing COPY rows nobody reads, and a rollback behind it would wait for good."""
+    import contextlib
+    import threading
+
+    from ocl_export import produce
+    from repos.representation import render_all_pending
+    from tests.export_support import big_version
+
+    version = big_version(org, 20_000)
+    render_all_pending()
+
+    @contextlib.contextmanager
+    def failing_writer(key, mime):
+        yield UploadFails()
+
+    monkeypatch.setattr(produce, "get_storage", lambda: type("S", (), {"open_writer": staticmethod(failing_writer)})())
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            produce.produce_archive(version, "tgz", "k")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the export hung behind its own COPY"
+    assert isinstance(outcome.get("error"), ConnectionError)
