@@ -156,6 +156,14 @@ elif "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("DATABASE_NO_PA
     # Exports and limit=0 reads run thousands of short keyset batches; a parallel plan spends
     # ~10 ms starting workers for each (5x the batch itself) and loses the merge join.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c max_parallel_workers_per_gather=0"
+# The hot lookups' statements are prepared once per connection (repos/joined_rows.py says why);
+# False behind a transaction-mode pooler that cannot carry prepared statements.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASE_PREPARED_STATEMENTS and "postgresql" in DATABASES["default"]["ENGINE"]:
+    # psycopg prepares nothing when the threshold is None (Django's default); with a threshold
+    # never reached, only the statements executed with prepare=True are (Django's own cursors
+    # bind on the client side and never prepare).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

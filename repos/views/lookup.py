@@ -217,15 +217,23 @@ def _label(kind: ItemKind) -> str:
 
 
 @lru_cache
-def _member_sql(kind_key: str, owner_kind: str) -> str:
+def _member_sql(kind_key: str, owner_kind: str, repo_type: str) -> str:
+    """A version's item by id, joined from the item's side.
+
+    In a source the item's rows are the source's own, so the lookup starts at the unique
+    (source, mnemonic, uuid) index and probes the version's membership by its key for each of the
+    item's few rows: a handful of index reads whatever the version's size. A collection holds rows
+    of other sources, which no index reaches by mnemonic alone, so its members are filtered.
+    """
     kind = CONCEPTS if kind_key == CONCEPTS.key else MAPPINGS
     owner = OWNER_CLAUSES[owner_kind]
+    own_rows = "AND i.source_id = r.id " if repo_type == "sources" else ""
     return (
         f"SELECT {select_list((REPO, *owner.parts))}, i.id, {item_sql()} "
         f"FROM {RepositoryVersion._meta.db_table} v JOIN {Repository._meta.db_table} r ON r.id = v.repository_id "
-        f"{owner.join} JOIN {kind.membership} m ON m.repositoryversion_id = v.id "
-        f"JOIN {kind.table} i ON i.id = m.{kind.member_column} "
-        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND v.version = %s AND i.mnemonic = %s "
+        f"{owner.join} JOIN {kind.table} i ON i.mnemonic = %s {own_rows}"
+        f"JOIN {kind.membership} m ON m.repositoryversion_id = v.id AND m.{kind.member_column} = i.id "
+        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND v.version = %s "
         "ORDER BY i.id DESC LIMIT 1"
     )
 
@@ -236,8 +244,9 @@ def get_member_body(request: Request, kwargs: dict[str, Any], kind: ItemKind, na
     which words the 404."""
     if name != LATEST:
         owner_kind = kwargs["owner_kind"]
-        params = [*repository_params(request, kwargs), name, kwargs["item"]]
-        found = fetch_first(_member_sql(kind.key, owner_kind), params, (REPO, *OWNER_CLAUSES[owner_kind].parts))
+        params = [kwargs["item"], *repository_params(request, kwargs), name]
+        sql = _member_sql(kind.key, owner_kind, kwargs["repo_type"])
+        found = fetch_first(sql, params, (REPO, *OWNER_CLAUSES[owner_kind].parts))
         if found is not None and found[0].can_view(request.user):
             pk, text = found[-2:]
             return rendered_text(kind, pk, text)
