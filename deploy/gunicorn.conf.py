@@ -90,4 +90,3 @@ def child_exit(server: object, worker: object) -> None:
         from ocl_export.metrics import process_identity
 
         multiprocess.mark_process_dead(process_identity(worker.pid))  # type: ignore[attr-defined]
-

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "ocl_export.apps.OclExportConfig",
     "mirror.apps.MirrorConfig",
     "operations.apps.OperationsConfig",
+    "read_cache.apps.ReadCacheConfig",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +127,8 @@ MIDDLEWARE = [
     "ocl_export.request_guard.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # innermost: an answer kept from an earlier request skips resolution and the view
+    "read_cache.middleware.ReadCacheMiddleware",
 ]
 
 # OpenMRS asks for ".../export" without the slash and must be served directly, so no
@@ -164,6 +167,11 @@ if DATABASE_PREPARED_STATEMENTS and "postgresql" in DATABASES["default"]["ENGINE
     # never reached, only the statements executed with prepare=True are (Django's own cursors
     # bind on the client side and never prepare).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
+# Answers kept in each web process until PostgreSQL notifies a change (read_cache/store.py has
+# the rule). Needs LISTEN, so PostgreSQL reached directly, not through a transaction-mode pooler.
+READ_CACHE = env_bool("READ_CACHE", "postgresql" in DATABASES["default"]["ENGINE"])
+READ_CACHE_ENTRIES = env_int("READ_CACHE_ENTRIES", 10_000)
+READ_CACHE_MAX_AGE = env_int("READ_CACHE_MAX_AGE", 300, 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

@@ -19,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from read_cache.middleware import keep
+from read_cache.store import get_store
 from repos.models import HEAD, RepositoryVersion
 from repos.representation import iso
 from repos.views.base import JSONWhateverAccept
@@ -180,7 +182,10 @@ class ExportView(APIView):
         return get_version(repository, kwargs["version"])
 
     def get(self, request: Request, **kwargs: Any) -> Response:
-        completed = completed_export(request, kwargs)
+        # Kept until the database changes (read_cache): a completed export's row is what every
+        # client polls for, and each answer still gets a Location of its own.
+        key = ("completed-export", request.user.pk, request.query_params.get("format"), *sorted(kwargs.items()))
+        completed = get_store().remember(key, lambda: completed_export(request, kwargs))
         if completed is not None and archive_reachable(completed):
             return answer(request, Situation.READY, completed)
         version = self.version(request, kwargs)
@@ -243,7 +248,9 @@ class ExportStatusView(APIView):
                     break
             export.refresh_from_db()
             export = check_export(export)
-        return Response(describe(request, export), headers={"Cache-Control": NO_STORE})
+        response = Response(describe(request, export), headers={"Cache-Control": NO_STORE})
+        # A finished job's description is its row's alone; a live one's also depends on the queue.
+        return response if export.is_active else keep(response)
 
     @staticmethod
     def wait_seconds(request: Request) -> float:

@@ -23,6 +23,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from read_cache.middleware import keep
 from repos.models import RepositoryVersion
 from repos.params import ItemQuery
 from repos.representation import CONCEPTS, MAPPINGS, ItemKind, count_items, stream_version
@@ -39,9 +40,20 @@ class JSONWhateverAccept(DefaultContentNegotiation):
 
 
 class ReadAPIView(APIView):
-    """Base of the read API views; errors go through ``ocl_export.errors.exception_handler``."""
+    """Base of the read API views; errors go through ``ocl_export.errors.exception_handler``.
+
+    Their whole answers, found (200) or not (404), are made of database rows alone, so
+    ``read_cache`` may keep them until the rows change; streamed ones are never kept."""
 
     content_negotiation_class = JSONWhateverAccept
+
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code in (200, 404) and not response.streaming:
+            keep(response)
+        return response
 
 
 def returned_count(found: int, query: ItemQuery) -> int:

@@ -1,0 +1,132 @@
+"""Kept answers against the real processes: gunicorn's workers keep answers, and every committed
+change, made through the API or behind its back, reaches every worker before the next request.
+
+Whether an answer came from a worker's store is seen from outside by changing a row with the
+table's trigger switched off: a kept answer still shows the old value, a fresh one the new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import requests
+
+from tests.conftest import FIXTURES
+from tests.live.stack import LiveStack, wait_until
+
+pytestmark = pytest.mark.live
+
+REPO = "/orgs/CIELTEST/sources/CIELTEST/"
+EXPORT = f"{REPO}v1/export/"
+
+
+def names(stack: LiveStack, times: int = 20) -> set[str]:
+    """The repository's name as ``times`` requests on new connections see it."""
+    return {requests.get(stack.url(REPO), timeout=10).json()["name"] for _ in range(times)}
+
+
+def sql(stack: LiveStack, statement: str) -> None:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def rename_unheard(stack: LiveStack, name: str) -> None:
+    """Change the repository's name without telling anyone (its trigger off for the statement)."""
+    sql(
+        stack,
+        "BEGIN; ALTER TABLE repos_repository DISABLE TRIGGER read_cache_notify; "
+        f"UPDATE repos_repository SET name = '{name}' WHERE mnemonic = 'CIELTEST'; "
+        "ALTER TABLE repos_repository ENABLE TRIGGER read_cache_notify; COMMIT",
+    )
+
+
+def listening(stack: LiveStack) -> int:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND query IN ('LISTEN read_cache', 'SELECT 1')"
+        ).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def one_worker() -> Iterator[LiveStack]:
+    with LiveStack("cache1", web_workers=1, storage="filesystem") as stack:
+        stack.import_file(FIXTURES / "ocl-v1-CIELTEST-2015.zip", "--version", "v1")
+        wait_until(lambda: listening(stack) == 1, 30, what="the worker's listener")
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def two_workers() -> Iterator[LiveStack]:
+    with LiveStack("cache2", web_workers=2, storage="filesystem") as stack:
+        stack.import_file(FIXTURES / "ocl-v1-CIELTEST-2015.zip", "--version", "v1")
+        wait_until(lambda: listening(stack) == 2, 30, what="both workers' listeners")
+        yield stack
+
+
+def test_a_worker_keeps_an_answer_until_a_committed_change_is_notified(one_worker):
+    original = names(one_worker, 1).pop()
+    rename_unheard(one_worker, "Renamed unheard")
+    assert names(one_worker) == {original}  # kept: the change was not notified
+    sql(one_worker, "UPDATE repos_repository SET name = 'Renamed' WHERE mnemonic = 'CIELTEST'")
+    assert names(one_worker) == {"Renamed"}
+
+
+def test_a_lost_listener_connection_leaves_nothing_stale_and_caching_resumes(one_worker):
+    sql(one_worker, "UPDATE repos_repository SET name = 'Before' WHERE mnemonic = 'CIELTEST'")
+    assert names(one_worker, 3) == {"Before"}
+    # PostgreSQL drops the listener's connection; a change made right then is heard by no one.
+    sql(
+        one_worker,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND query IN ('LISTEN read_cache', 'SELECT 1')",
+    )
+    rename_unheard(one_worker, "During")
+    assert names(one_worker) == {"During"}
+    # The listener comes back by itself, and answers are kept again.
+    wait_until(lambda: listening(one_worker) == 1, 30, what="the listener back")
+    names(one_worker, 1)
+    rename_unheard(one_worker, "After, unheard")
+    assert names(one_worker) == {"During"}
+    sql(one_worker, "UPDATE repos_repository SET name = name")  # any committed statement is a change
+    assert names(one_worker) == {"After, unheard"}
+
+
+def test_every_worker_hears_an_import_made_behind_the_apis_back(two_workers):
+    before = requests.get(two_workers.url(f"{REPO}versions/"), timeout=10).json()
+    assert [v["id"] for v in before] == ["v1", "HEAD"]
+    for _ in range(20):  # both workers keep the list
+        requests.get(two_workers.url(f"{REPO}versions/"), timeout=10)
+    two_workers.manage("create_version", REPO, "v2", "--released")
+    for _ in range(20):
+        assert [v["id"] for v in requests.get(two_workers.url(f"{REPO}versions/"), timeout=10).json()][:2] == [
+            "v2",
+            "v1",
+        ]
+
+
+def test_after_an_export_is_deleted_no_worker_redirects_to_it(two_workers):
+    token = two_workers.make_user("admin", admin_of="CIELTEST")
+    auth = {"Authorization": f"Token {token}"}
+    assert requests.post(two_workers.url(EXPORT), headers=auth, timeout=10).status_code == 202
+    wait_until(
+        lambda: requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code == 303,
+        60,
+        what="the export",
+    )
+    for _ in range(3):
+        for _ in range(20):
+            assert requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code == 303
+        assert requests.delete(two_workers.url(EXPORT), headers=auth, timeout=10).status_code == 200
+        # Each GET right after the DELETE's answer, on a new connection to either worker.
+        assert [
+            requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code for _ in range(20)
+        ] == [204] * 20
+        assert requests.post(two_workers.url(EXPORT), headers=auth, timeout=10).status_code == 202
+        wait_until(
+            lambda: requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code == 303,
+            60,
+            what="the export again",
+        )
