@@ -7,10 +7,11 @@ Redis only for exports still under way. Every answer is JSON or empty, never HTM
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.http import http_date
@@ -97,6 +98,10 @@ def archive_url(request: Request, export: Export, reply: Reply) -> str:
     return issue_location(request, export)
 
 
+def renew_location(export: Export, request: HttpRequest, response: HttpResponseBase) -> None:
+    response["Location"] = issue_location(request, export)
+
+
 def archive_reachable(export: Export) -> bool:
     """False (and the row failed) when a redirect straight to S3 would meet no archive there.
 
@@ -145,7 +150,12 @@ def answer(
             "Last-Updated-Timezone": "UTC",
             "Cache-Control": NO_STORE,
         }
-        return Response(status=code, headers=headers)
+        response = Response(status=code, headers=headers)
+        if planned.reply is Reply.LOCATION or not get_storage().is_remote:
+            # The export's row and a one-use link of this service: kept (read_cache), with a new
+            # link on every answer. A presigned URL's answer also checked the bucket: not kept.
+            keep(response, refresh=partial(renew_location, export))
+        return response
     if planned.reply is Reply.JOB:
         assert export is not None
         return Response(

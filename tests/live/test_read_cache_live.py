@@ -130,3 +130,44 @@ def test_after_an_export_is_deleted_no_worker_redirects_to_it(two_workers):
             60,
             what="the export again",
         )
+
+
+def test_a_kept_export_answer_carries_a_new_one_use_location_every_time(two_workers):
+    token = two_workers.make_user("poller", admin_of="CIELTEST")
+    url = two_workers.url(EXPORT)
+    requests.post(url, headers={"Authorization": f"Token {token}"}, timeout=10)
+    wait_until(lambda: requests.get(url, allow_redirects=False, timeout=10).status_code == 303, 60, what="the export")
+    locations = [requests.get(url, allow_redirects=False, timeout=10).headers["Location"] for _ in range(20)]
+    locations += [requests.head(url, timeout=10).headers["Location"] for _ in range(5)]
+    assert len(set(locations)) == len(locations)
+    for location in locations[:3] + locations[-2:]:
+        assert requests.get(location, timeout=10).status_code == 200
+        assert requests.get(location, timeout=10).status_code == 410
+
+
+def test_a_callers_answers_are_kept_under_its_token_and_follow_its_membership(two_workers):
+    sql(two_workers, "UPDATE repos_repository SET public_access = 'None' WHERE mnemonic = 'CIELTEST'")
+    try:
+        member = {"Authorization": f"Token {two_workers.make_user('member', member_of='CIELTEST')}"}
+        outsider = {"Authorization": f"Token {two_workers.make_user('outsider')}"}
+        url = two_workers.url(f"{REPO}v1/concepts/")
+
+        def statuses(headers: dict[str, str]) -> set[int]:
+            return {requests.get(url, headers=headers, timeout=10).status_code for _ in range(10)}
+
+        assert statuses(member) == {200}
+        assert statuses(outsider) == {404}
+        assert statuses({}) == {404}
+        sql(
+            two_workers,
+            "DELETE FROM repos_membership WHERE user_id = (SELECT id FROM auth_user WHERE username = 'member')",
+        )
+        assert statuses(member) == {404}
+        # A revoked token is refused at once, by every worker.
+        sql(
+            two_workers,
+            "DELETE FROM authtoken_token WHERE user_id = (SELECT id FROM auth_user WHERE username = 'member')",
+        )
+        assert statuses(member) == {401}
+    finally:
+        sql(two_workers, "UPDATE repos_repository SET public_access = 'View' WHERE mnemonic = 'CIELTEST'")
