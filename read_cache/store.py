@@ -26,7 +26,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
+
 T = TypeVar("T")
+
+# Labelled, so each value is made on first use, after the service's metrics module has chosen
+# how processes share them (see ocl_export.metrics); /metrics shows them with the rest.
+LOOKUPS = Counter("ocl_read_cache_lookups", "Answers looked up in a web process's store, by outcome.", ["outcome"])
+EMPTIED = Counter(
+    "ocl_read_cache_emptied",
+    "Times a web process's store was emptied: a change was notified, or the listener connected or lost its connection.",
+    ["cause"],
+)
 
 
 class Store:
@@ -67,10 +78,13 @@ class Store:
             found = self._items.get(key)
             if found is None or time.monotonic() - found[0] > self.max_age:
                 self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return found[1]
+                outcome = "miss"
+            else:
+                self._items.move_to_end(key)
+                self.hits += 1
+                outcome = "hit"
+        LOOKUPS.labels(outcome).inc()
+        return found[1] if outcome == "hit" else None
 
     def put(self, key: Hashable, value: Any, ticket: int | None) -> None:
         """Keep ``value`` if the database has not changed since ``ticket`` was taken."""
@@ -101,6 +115,7 @@ class Store:
             self._generation += 1
             self._items.clear()
             self.invalidations += 1
+        EMPTIED.labels("change").inc()
 
     def set_listening(self, listening: bool) -> None:
         """The listener connected (every change from now on will be heard) or lost its connection
@@ -108,7 +123,9 @@ class Store:
         with self._lock:
             self._generation += 1
             self._items.clear()
-            self._listening = listening
+            was, self._listening = self._listening, listening
+        if listening != was:
+            EMPTIED.labels("connected" if listening else "connection_lost").inc()
 
     def __len__(self) -> int:
         return len(self._items)

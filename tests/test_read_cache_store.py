@@ -119,3 +119,26 @@ def test_a_change_is_notified_once_per_statement_and_only_when_it_commits():
         assert heard() == []  # nor ever, when it rolls back
         Organization.objects.bulk_create([Organization(mnemonic=f"O{n}", name="x") for n in range(100)])
         assert heard() == ["repos_organization"]  # a hundred rows, one statement, one notification
+
+
+def test_lookups_and_emptyings_are_counted_for_metrics():
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "hit": value("ocl_read_cache_lookups_total", outcome="hit"),
+        "miss": value("ocl_read_cache_lookups_total", outcome="miss"),
+        "change": value("ocl_read_cache_emptied_total", cause="change"),
+        "lost": value("ocl_read_cache_emptied_total", cause="connection_lost"),
+    }
+    store = listening_store()
+    store.remember("k", lambda: "v")  # a miss, then kept
+    store.remember("k", lambda: "v")  # a hit
+    store.invalidate()
+    store.set_listening(False)
+    assert value("ocl_read_cache_lookups_total", outcome="hit") == before["hit"] + 1
+    assert value("ocl_read_cache_lookups_total", outcome="miss") == before["miss"] + 1
+    assert value("ocl_read_cache_emptied_total", cause="change") == before["change"] + 1
+    assert value("ocl_read_cache_emptied_total", cause="connection_lost") == before["lost"] + 1

@@ -134,3 +134,13 @@ def test_readyz_names_a_stopped_redis_or_s3_server_within_its_timeout_and_recove
         finally:
             stack.kill(name, signal.SIGCONT, group=name != "s3")
         wait_until(lambda: readyz(stack)[0] == 200, 30, step=0.5, what=f"ready again after {name} came back")
+
+
+def test_kept_answers_are_counted_across_the_web_workers(stack):
+    for _ in range(20):
+        assert requests.get(stack.url("/orgs/CIELTEST/sources/CIELTEST/v1/"), timeout=10).status_code == 200
+    samples = scrape(stack)
+    hits = samples.get(("ocl_read_cache_lookups_total", frozenset({("outcome", "hit")})), 0)
+    misses = samples.get(("ocl_read_cache_lookups_total", frozenset({("outcome", "miss")})), 0)
+    assert hits >= 18 - 2 and misses >= 1  # at most one miss per worker for this answer
+    assert samples.get(("ocl_read_cache_emptied_total", frozenset({("cause", "connected")})), 0) >= 2
