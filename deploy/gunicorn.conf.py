@@ -27,9 +27,15 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
 metrics_bind = os.environ.get("METRICS_BIND", "").strip()
 if metrics_bind and metrics_bind not in bind:
     bind.append(metrics_bind)
-workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
+# Two processes per core, four threads each. Most answers come from the process's memory
+# (read_cache), so a request is CPU work under its process's GIL: threads of one process take
+# turns, processes do not. More processes also spread a few busy keep-alive clients (a proxy's
+# upstream pool, a load generator) over more of them; with two processes all of one client's
+# connections often landed on one, which then used one core of two. Measured with
+# bench/bench_requests.py on 2 cores: 4 x 4 met every target where 2 x 8 did not (README).
+workers = _int("WEB_CONCURRENCY", max(2, 2 * multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = _int("GUNICORN_THREADS", 8)
+threads = _int("GUNICORN_THREADS", 4)
 
 # Seconds a worker may go without heartbeating before the arbiter kills it (not a request limit
 # for gthread; see above).

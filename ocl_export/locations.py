@@ -13,13 +13,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection
 from django.db.models import Exists
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
@@ -50,8 +51,14 @@ class Claim:
         return datetime.fromtimestamp(self.expires, UTC)
 
 
+@lru_cache(maxsize=4)
+def _signer(secret_key: str) -> signing.Signer:
+    """One signer per key (built from the settings; a test may change SECRET_KEY)."""
+    return signing.Signer(key=secret_key, salt=SALT)
+
+
 def sign_claim(claim: Claim) -> str:
-    return signing.Signer(salt=SALT).sign(f"{claim.export_id}.{claim.expires}.{claim.nonce}")
+    return _signer(settings.SECRET_KEY).sign(f"{claim.export_id}.{claim.expires}.{claim.nonce}")
 
 
 def read_claim(token: str) -> Claim:
@@ -68,8 +75,19 @@ def issue_location(request: HttpRequest, export: Export, now: datetime | None = 
     now = now or timezone.now()
     expires = int((now + timedelta(seconds=settings.EXPORT_LOCATION_TTL)).timestamp())
     token = sign_claim(Claim(export.pk, expires, secrets.token_urlsafe(NONCE_BYTES)))
-    path = reverse(DOWNLOAD_ROUTE, kwargs={"token": token, "file_name": export.file_name})
+    path = download_path(export.file_name, get_script_prefix()).replace(TOKEN_SLOT, token, 1)
     return absolute_url(request, path)
+
+
+TOKEN_SLOT = "0.0.TOKEN"  # where a token goes in download_path(); reverse() leaves it as it is
+
+
+@lru_cache(maxsize=1024)
+def download_path(file_name: str, script_prefix: str) -> str:
+    """The download route's path for ``file_name`` with TOKEN_SLOT for the token: resolved once per
+    archive name (and mount point), not on every answer (a token only has characters that
+    reverse() leaves alone, the URL-safe base64 alphabet, ``.`` and ``:``)."""
+    return reverse(DOWNLOAD_ROUTE, kwargs={"token": TOKEN_SLOT, "file_name": file_name})
 
 
 def _granted(export: Export | None, file_name: str) -> Export:

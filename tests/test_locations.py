@@ -173,3 +173,16 @@ def test_with_s3_it_redirects_to_a_presigned_url_that_soon_expires(
     assert download.headers["Content-Disposition"] == 'attachment; filename="CIEL_v1.20161004123113.tgz"'
     assert int(download.headers["Content-Length"]) == len(download.content)
     assert download.content[:2] == b"\x1f\x8b"
+
+
+@pytest.mark.parametrize(
+    "file_name", ["CIEL_v1.20150622121229.tgz", "My Source_v 1.20150622121229.zip", "Ünï_v1.x.tgz", "0.0.TOKEN_v1.tgz"]
+)
+def test_a_locations_path_is_what_the_url_resolver_gives_for_its_token_and_file_name(file_name):
+    from django.urls import reverse
+
+    from ocl_export.locations import DOWNLOAD_ROUTE, TOKEN_SLOT, Claim, download_path, sign_claim
+
+    token = sign_claim(Claim(7, 1796224917, "A65PIuXLprt-NjkG"))
+    expected = reverse(DOWNLOAD_ROUTE, kwargs={"token": token, "file_name": file_name})
+    assert download_path(file_name, "/").replace(TOKEN_SLOT, token, 1) == expected
