@@ -193,7 +193,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "OCL export service",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "ocl_export.openapi.add_components"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ocl_export.openapi.add_components",
+        # /healthz, /readyz and /metrics are plain Django views, which drf-spectacular does not see
+        "operations.openapi.add_operations",
+    ],
 }
 
 # --- Redis and the queue ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""/openapi.json: JSON by default, every status each operation can answer, and quiet to generate.
+"""/openapi.json: JSON by default, every status each operation can answer, and quiet to generate;
+the operators' routes (/healthz, /readyz, /metrics) answer as it describes them.
 
 The live counterpart (schemathesis against gunicorn) is tests/live/test_schemathesis.py.
 """
@@ -7,10 +8,13 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
-from django.urls import get_resolver
+from django.urls import get_resolver, resolve
 
 from ocl_export.openapi import OPERATIONS
+from operations import urls as operations_urls
+from tests.live.stack import free_port
 
 EXPORT = "/{owner_kind}/{owner}/{repo_type}/{repo}/{version}/export/"
 
@@ -94,3 +98,67 @@ def test_every_described_view_is_one_the_service_routes(schema):
 
     routed = {view.__name__ for view in views(get_resolver().url_patterns) if view is not None}
     assert {name for name, _ in OPERATIONS} <= routed
+
+
+# --- the operators' routes (operations/openapi.py) ---------------------------------------------
+
+
+def inline(schema: dict, node: object) -> object:
+    """``node`` with every ``$ref`` into the components replaced by what it names."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return inline(schema, schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]])
+        return {key: inline(schema, value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [inline(schema, value) for value in node]
+    return node
+
+
+def conforms(schema: dict, path: str, response, status: int) -> None:
+    """The answer has ``status``, and its media type, headers and body are those /openapi.json
+    describes for that status."""
+    assert response.status_code == status, response.content
+    described = responses(schema, path, "get")[str(status)]
+    media = response["Content-Type"].split(";")[0]
+    assert set(described["content"]) == {media}
+    assert set(described.get("headers", {})) <= {name for name, _ in response.items()}
+    body = response.content.decode()
+    instance = json.loads(body) if media == "application/json" else body
+    jsonschema.validate(instance, inline(schema, described["content"][media]["schema"]))
+
+
+def test_healthz_readyz_and_metrics_are_described_under_the_paths_they_answer(schema):
+    operators = {path for path, ops in schema["paths"].items() if ops.get("get", {}).get("tags") == ["operations"]}
+    assert operators == {"/healthz", "/readyz", "/metrics"}
+    assert {resolve(path).url_name for path in operators} == {pattern.name for pattern in operations_urls.urlpatterns}
+    assert set(responses(schema, "/healthz", "get")) == {"200", "400"}
+    assert set(responses(schema, "/readyz", "get")) == {"200", "400", "503"}
+    assert set(responses(schema, "/metrics", "get")) == {"200", "400", "401", "404"}
+
+
+def test_healthz_answers_as_described(schema, client):
+    conforms(schema, "/healthz", client.get("/healthz"), 200)
+
+
+def test_readyz_names_every_check_as_described_ready_or_not(schema, client, settings, fs_storage):
+    settings.READYZ_TIMEOUT = 5
+    assert schema["components"]["schemas"]["ReadinessChecks"]["required"] == ["database", "redis", "storage"]
+    conforms(schema, "/readyz", client.get("/readyz"), 200)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    conforms(schema, "/readyz", client.get("/readyz"), 503)
+    assert "Retry-After" in responses(schema, "/readyz", "get")["503"]["headers"]
+
+
+def test_metrics_are_described_as_text_when_allowed_and_json_404_or_401_when_not(schema, client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_BIND_PORT = None
+    conforms(schema, "/metrics", client.get("/metrics"), 404)  # off
+    settings.METRICS_BIND_PORT = 9464
+    conforms(schema, "/metrics", client.get("/metrics", SERVER_PORT="8000"), 404)  # another listener
+    conforms(schema, "/metrics", client.get("/metrics", SERVER_PORT="9464"), 200)
+    settings.METRICS_BIND_PORT = None
+    settings.METRICS_TOKEN = "described-token"
+    conforms(schema, "/metrics", client.get("/metrics"), 401)
+    conforms(schema, "/metrics", client.get("/metrics", HTTP_AUTHORIZATION="Bearer described-token"), 200)
+    assert schema["paths"]["/metrics"]["get"]["security"] == [{"metricsToken": []}, {}]
+    assert schema["components"]["securitySchemes"]["metricsToken"]["scheme"] == "bearer"
