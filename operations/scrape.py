@@ -6,14 +6,23 @@ being kept by some process: exports by state and format (one grouped query on th
 table), and the queue's depth, running jobs and the age of its oldest waiting job (Redis). A
 dependency that fails leaves its gauges out and counts in ``ocl_scrape_errors``; the scrape
 still answers.
+
+A dependency that hangs must not hold the scrape either (nor the gunicorn thread answering it):
+Redis calls time out after ``REDIS_SOCKET_TIMEOUT``, and on PostgreSQL the export count runs
+under a ``statement_timeout`` of ``DATABASE_TIMEOUT`` seconds, so a locked export table (a
+migration, a stray ``LOCK TABLE``) or an overloaded server costs the scrape that long, as a slow
+dependency costs /readyz ``READYZ_TIMEOUT``, well within Prometheus' 10 s scrape timeout.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from django.db import connection as db_connection
+from django.db import transaction
 from django.db.models import Count
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -26,11 +35,38 @@ from ocl_export.queue import connection, export_queue
 
 logger = logging.getLogger(__name__)
 
+# Seconds the export count may take (waiting for a lock included) before PostgreSQL cancels it.
+DATABASE_TIMEOUT = 2
+
+
+@contextmanager
+def statement_timeout(seconds: float) -> Iterator[None]:
+    """A transaction whose statements PostgreSQL cancels after ``seconds`` (an OperationalError).
+
+    SQLite (the embedded mode) has no such bound; it is one local file, with its own busy timeout.
+    """
+    if db_connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic():
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout')")
+            (previous,) = cursor.fetchone()
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{round(seconds * 1000)}ms"])
+        yield
+        # A local setting (SET LOCAL) lasts to the end of the transaction, which a released savepoint
+        # is not: inside an outer transaction (ATOMIC_REQUESTS, a test's) the bound would outlive
+        # this block. (A cancelled statement rolls the savepoint back, and the setting with it.)
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+
 
 def export_gauges() -> Iterator[Metric]:
     family = GaugeMetricFamily("ocl_exports", "Export rows, by state and format.", labels=["state", "format"])
     counts = {(state, fmt): 0 for state in ExportState.values for fmt in ExportFormat.values}
-    for row in Export.objects.values("state", "format").annotate(n=Count("id")).order_by():
+    with statement_timeout(DATABASE_TIMEOUT):
+        rows = list(Export.objects.values("state", "format").annotate(n=Count("id")).order_by())
+    for row in rows:
         counts[(row["state"], row["format"])] = row["n"]
     for (state, fmt), n in sorted(counts.items()):
         family.add_metric([state, fmt], n)

@@ -1,12 +1,17 @@
 """``/metrics``: who may read it, and what the service counts there (in one process; the sums over
-gunicorn workers and RQ work horses are in tests/live/test_operations_live.py)."""
+gunicorn workers and RQ work horses are in tests/live/test_operations_live.py). A scrape answers
+with what it can read, on time, when Redis or the database is down, or the export table locked."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ocl_export import metrics
 from ocl_export.models import ExportState
 from ocl_export.reaper import reap_exports
+from operations import scrape
 from tests.export_support import EXPORT_URL, ciel_v1, the_export, work
 from tests.live.stack import free_port
 
@@ -150,6 +156,75 @@ def test_a_scrape_still_answers_when_redis_is_down(scraper, settings):
     assert value(snapshot, "ocl_scrape_errors", source="redis") == 1
     assert value(snapshot, "ocl_scrape_errors", source="database") == 0
     assert ("ocl_export_queue_depth", frozenset()) not in snapshot
+
+
+@pytest.fixture
+def locked_exports(transactional_db) -> Iterator[psycopg.Connection]:
+    """Another connection holds the export table in ACCESS EXCLUSIVE mode (as a migration of it
+    would) until the test rolls it back: every read of the table waits for it."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params) as locker:
+        locker.execute("LOCK TABLE ocl_export_export IN ACCESS EXCLUSIVE MODE")
+        yield locker
+        locker.rollback()
+
+
+def has(snapshot: dict, name: str) -> bool:
+    return any(sample == name for sample, _ in snapshot)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scrape_answers_on_time_without_the_export_counts_while_the_export_table_is_locked(
+    client, scraper, locked_exports, monkeypatch, caplog
+):
+    monkeypatch.setattr(scrape, "DATABASE_TIMEOUT", 1)
+    client.get("/healthz")  # something of this process's own to report
+    started = time.monotonic()
+    snapshot = samples(scraper)
+    assert time.monotonic() - started < 2.5
+    assert value(snapshot, "ocl_scrape_errors", source="database") == 1
+    assert value(snapshot, "ocl_scrape_errors", source="redis") == 0
+    assert not has(snapshot, "ocl_exports")
+    assert value(snapshot, "ocl_http_requests_total", route="healthz", method="GET", status="200") >= 1
+    assert has(snapshot, "ocl_export_queue_depth")
+    assert "metrics: could not read database" in caplog.text
+    assert "statement timeout" in caplog.text
+
+    locked_exports.rollback()  # the lock is gone: the next scrape counts the exports again
+    snapshot = samples(scraper)
+    assert value(snapshot, "ocl_scrape_errors", source="database") == 0
+    assert value(snapshot, "ocl_exports", state="pending", format="tgz") == 0
+    assert has(snapshot, "ocl_exports")
+
+
+def test_the_scrape_bound_does_not_outlive_it_inside_an_outer_transaction(scraper):
+    """Under ATOMIC_REQUESTS (or this test's transaction) the bound is set in a savepoint."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        (before,) = cursor.fetchone()
+    samples(scraper)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == (before,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scrape_still_answers_when_the_database_refuses_connections(client, scraper, monkeypatch, caplog):
+    client.get("/healthz")
+    connection.close()
+    monkeypatch.setitem(connection.settings_dict, "PORT", str(free_port()))
+    try:
+        started = time.monotonic()
+        snapshot = samples(scraper)
+        assert time.monotonic() - started < 2.5
+    finally:
+        connection.close()
+        monkeypatch.undo()
+    assert value(snapshot, "ocl_scrape_errors", source="database") == 1
+    assert not has(snapshot, "ocl_exports")
+    assert value(snapshot, "ocl_http_requests_total", route="healthz", method="GET", status="200") >= 1
+    assert "metrics: could not read database" in caplog.text
 
 
 def test_a_named_process_writes_under_its_name_and_a_fork_of_it_under_its_own_pid(monkeypatch):
