@@ -29,12 +29,12 @@ if metrics_bind and metrics_bind not in bind:
     bind.append(metrics_bind)
 # Two processes per core, four threads each. Most answers come from the process's memory
 # (read_cache), so a request is CPU work under its process's GIL: threads of one process take
-# turns, processes do not. More processes also spread a few busy keep-alive clients (a proxy's
-# upstream pool, a load generator) over more of them; with two processes all of one client's
-# connections often landed on one, which then used one core of two. Measured with
-# bench/bench_requests.py on 2 cores: 4 x 4 met every target where 2 x 8 did not (README).
+# turns, processes do not. Measured with bench/bench_requests.py on 2 cores: 4 x 4 served the
+# hot requests at about twice the rate of 2 x 8 (README, "How a request stays cheap").
 workers = _int("WEB_CONCURRENCY", max(2, 2 * multiprocessing.cpu_count()))
-worker_class = "gthread"
+# gthread, except that a worker holding its share of connections lets another accept the next
+# (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one).
+worker_class = "ocl_export.balanced_worker.BalancedThreadWorker"
 threads = _int("GUNICORN_THREADS", 4)
 
 # Seconds a worker may go without heartbeating before the arbiter kills it (not a request limit
