@@ -30,7 +30,7 @@ if metrics_bind and metrics_bind not in bind:
 # Two processes per core, four threads each. Most answers come from the process's memory
 # (read_cache), so a request is CPU work under its process's GIL: threads of one process take
 # turns, processes do not. Measured with bench/bench_requests.py on 2 cores: 4 x 4 served the
-# hot requests at about twice the rate of 2 x 8 (README, "How a request stays cheap").
+# floor and the kept answers at 1.3-2.5x the rate of 2 x 8 (README, "How a request stays cheap").
 workers = _int("WEB_CONCURRENCY", max(2, 2 * multiprocessing.cpu_count()))
 # gthread, except that a worker holding its share of connections lets another accept the next
 # (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one).
