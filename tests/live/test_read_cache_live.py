@@ -50,20 +50,22 @@ def listening(stack: LiveStack) -> int:
         ).fetchone()[0]
 
 
+def cached_stack(web_workers: int) -> Iterator[LiveStack]:
+    """CIELTEST v1 served by ``web_workers`` gunicorn workers, each listening for changes."""
+    with LiveStack(f"cache{web_workers}", web_workers=web_workers, storage="filesystem") as stack:
+        stack.import_file(FIXTURES / "ocl-v1-CIELTEST-2015.zip", "--version", "v1")
+        wait_until(lambda: listening(stack) == web_workers, 30, what="every worker's listener")
+        yield stack
+
+
 @pytest.fixture(scope="module")
 def one_worker() -> Iterator[LiveStack]:
-    with LiveStack("cache1", web_workers=1, storage="filesystem") as stack:
-        stack.import_file(FIXTURES / "ocl-v1-CIELTEST-2015.zip", "--version", "v1")
-        wait_until(lambda: listening(stack) == 1, 30, what="the worker's listener")
-        yield stack
+    yield from cached_stack(1)
 
 
 @pytest.fixture(scope="module")
 def two_workers() -> Iterator[LiveStack]:
-    with LiveStack("cache2", web_workers=2, storage="filesystem") as stack:
-        stack.import_file(FIXTURES / "ocl-v1-CIELTEST-2015.zip", "--version", "v1")
-        wait_until(lambda: listening(stack) == 2, 30, what="both workers' listeners")
-        yield stack
+    yield from cached_stack(2)
 
 
 def test_a_worker_keeps_an_answer_until_a_committed_change_is_notified(one_worker):
