@@ -7,8 +7,9 @@ route, whose match is kept with the answer.
 Only what a view marks with :func:`keep` is kept: a whole (not streamed) body that is a function
 of database rows alone. A view whose answer must differ on every call (a one-use Location) marks
 it with a ``refresh`` that sets those headers again each time it is served. Requests that ask for
-a zipped body (``Compress``) are never answered from here. The key is the method, scheme, host,
-path, query string and ``Authorization``: everything else a kept view reads from the request.
+a zipped body (``Compress``) are never answered from here. The key is the method, scheme, host
+(and forwarded host), path, query string and ``Authorization``: everything else a kept view reads
+from the request.
 A token's user is itself rows (the tables of ``auth`` and ``authtoken`` are watched), so a
 caller's answers are kept under its own key.
 """
@@ -65,6 +66,7 @@ def cache_key(request: HttpRequest) -> tuple[str, ...] | None:
         request.method,
         request.scheme,
         meta.get("HTTP_HOST", ""),
+        meta.get("HTTP_X_FORWARDED_HOST", ""),  # the host of absolute URLs with USE_X_FORWARDED_HOST
         request.path,
         meta.get("QUERY_STRING", ""),
         meta.get("HTTP_AUTHORIZATION", ""),

@@ -142,3 +142,21 @@ def test_lookups_and_emptyings_are_counted_for_metrics():
     assert value("ocl_read_cache_lookups_total", outcome="miss") == before["miss"] + 1
     assert value("ocl_read_cache_emptied_total", cause="change") == before["change"] + 1
     assert value("ocl_read_cache_emptied_total", cause="connection_lost") == before["lost"] + 1
+
+
+def test_the_key_holds_everything_a_kept_answer_is_made_from(rf):
+    from read_cache.middleware import cache_key
+
+    base = cache_key(rf.get("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="api.example"))
+    variants = [
+        rf.head("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="api.example"),
+        rf.get("/orgs/CIEL/sources/CIEL/?a=2", HTTP_HOST="api.example"),
+        rf.get("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="other.example"),
+        rf.get("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="api.example", HTTP_X_FORWARDED_HOST="public.example"),
+        rf.get("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="api.example", HTTP_AUTHORIZATION="Token abc"),
+        rf.get("/orgs/CIEL/sources/CIEL/?a=1", HTTP_HOST="api.example", secure=True),
+    ]
+    keys = [cache_key(request) for request in variants]
+    assert base not in keys and len(set(keys)) == len(keys)
+    assert cache_key(rf.post("/orgs/CIEL/sources/CIEL/", HTTP_HOST="api.example")) is None
+    assert cache_key(rf.get("/orgs/CIEL/sources/CIEL/", HTTP_HOST="api.example", HTTP_COMPRESS="true")) is None
