@@ -55,9 +55,6 @@ class Store:
         # (the client that made it, asking again through another process) does not win the race
         # against the listener thread reading the notification.
         self.pending: Callable[[], bool] | None = None
-        self.hits = 0
-        self.misses = 0
-        self.invalidations = 0
 
     @property
     def listening(self) -> bool:
@@ -77,11 +74,9 @@ class Store:
         with self._lock:
             found = self._items.get(key)
             if found is None or time.monotonic() - found[0] > self.max_age:
-                self.misses += 1
                 outcome = "miss"
             else:
                 self._items.move_to_end(key)
-                self.hits += 1
                 outcome = "hit"
         LOOKUPS.labels(outcome).inc()
         return found[1] if outcome == "hit" else None
@@ -114,7 +109,6 @@ class Store:
         with self._lock:
             self._generation += 1
             self._items.clear()
-            self.invalidations += 1
         EMPTIED.labels("change").inc()
 
     def set_listening(self, listening: bool) -> None:

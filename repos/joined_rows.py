@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
@@ -59,18 +60,13 @@ class Part:
         return self.model.from_db(connection.alias, self.attnames, values)
 
 
-def _prepared_cursor_class() -> type:
-    import psycopg
+class PreparedCursor(psycopg.Cursor):
+    """psycopg's server-side binding cursor, preparing every statement it executes (psycopg keeps
+    one prepared statement per distinct text and connection, and reuses it)."""
 
-    class PreparedCursor(psycopg.Cursor):
-        """psycopg's server-side binding cursor, preparing every statement it executes (psycopg
-        keeps one prepared statement per distinct text and connection, and reuses it)."""
-
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            kwargs["prepare"] = True
-            return super().execute(query, params, **kwargs)
-
-    return PreparedCursor
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        kwargs["prepare"] = True
+        return super().execute(query, params, **kwargs)
 
 
 def hot_cursor() -> CursorWrapper:
@@ -80,14 +76,8 @@ def hot_cursor() -> CursorWrapper:
     binding, which a prepared statement does not have."""
     if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS or connection.queries_logged:
         return connection.cursor()
-    global _PreparedCursor
-    if _PreparedCursor is None:
-        _PreparedCursor = _prepared_cursor_class()
     connection.ensure_connection()
-    return connection.make_cursor(_PreparedCursor(connection.connection))
-
-
-_PreparedCursor: type | None = None
+    return connection.make_cursor(PreparedCursor(connection.connection))
 
 
 def select_list(parts: Sequence[Part]) -> str:
