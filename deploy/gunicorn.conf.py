@@ -27,11 +27,12 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
 metrics_bind = os.environ.get("METRICS_BIND", "").strip()
 if metrics_bind and metrics_bind not in bind:
     bind.append(metrics_bind)
-# Two processes per core, four threads each. Most answers come from the process's memory
+# One process per core, four threads each. Most answers come from the process's memory
 # (read_cache), so a request is CPU work under its process's GIL: threads of one process take
-# turns, processes do not. Measured with bench/bench_requests.py on 2 cores: 4 x 4 served the
-# floor and the kept answers at 1.3-2.5x the rate of 2 x 8 (README, "How a request stays cheap").
-workers = _int("WEB_CONCURRENCY", max(2, 2 * multiprocessing.cpu_count()))
+# turns, processes do not, and more processes than cores only take turns on the cores instead.
+# Measured with bench/bench_requests.py on 2 cores at 32 connections (README, "How a request
+# stays cheap"): 2 x 4 answered at p99 29-48 ms where 4 x 4 took 45-65 ms and 2 x 8 44-49 ms.
+workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
 # gthread, except that a worker holding its share of connections lets another accept the next
 # (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one).
 worker_class = "ocl_export.balanced_worker.BalancedThreadWorker"

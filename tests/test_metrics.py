@@ -239,3 +239,22 @@ def test_a_named_process_writes_under_its_name_and_a_fork_of_it_under_its_own_pi
         os._exit(0)
     os.waitpid(child, 0)
     assert os.read(read_end, 200).decode() == f"{metrics.HOST}_{child}"
+
+
+def test_a_made_request_id_differs_in_each_forked_worker() -> None:
+    """Made from the process's random generator, which each forked gunicorn worker reseeds: two
+    workers forked from one arbiter must not hand out the same ids."""
+    from operations.middleware import new_request_id
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    childs = os.read(read, 64).decode()
+    os.close(read)
+    ours = new_request_id()
+    assert len(childs) == len(ours) == 32 and int(childs, 16) >= 0
+    assert childs != ours
