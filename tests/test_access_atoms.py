@@ -74,7 +74,8 @@ def test_a_file_sent_with_sendfile_counts_its_length_and_a_head_or_204_does_not(
 
 def test_only_the_atoms_the_format_names_are_worked_out(logger) -> None:
     atoms = Atoms(logger, response(10), REQUEST, ENVIRON, TOOK)
-    assert "%(s)s %(b)s" % atoms == "200 10"
+    # `%` with a mapping is how logging fills the access format: the very path under test.
+    assert "%(s)s %(b)s" % atoms == "200 10"  # noqa: UP031
     assert set(atoms) == {"s", "b"}
 
 
