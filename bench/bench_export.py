@@ -223,7 +223,7 @@ def floor(version_id: int, whole_rows: bool = False) -> float:
     from django.db import connection
     from isal import isal_zlib
 
-    from ocl_export.archive import gzip_level
+    from foundation.archive import gzip_level
     from repos.representation import CONCEPTS, MAPPINGS
 
     connection.ensure_connection()

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.request import Request
 
+from foundation.archive import FORMATS
 from repos.joined_rows import Part, fetch_first, select_list
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion
 from repos.views.lookup import (
@@ -26,7 +27,6 @@ from repos.views.lookup import (
     with_owner,
 )
 
-from .archive import FORMATS
 from .models import Export, ExportState
 
 EXPORT = Part(Export, "e")

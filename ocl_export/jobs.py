@@ -23,12 +23,12 @@ from django.db import DatabaseError, IntegrityError, OperationalError, close_old
 from django.utils import timezone
 from rq import get_current_job
 
+from foundation.archive import archive_file_name
+from foundation.errors import Conflict, ServiceUnavailable
 from repos.models import RepositoryVersion
 from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
 from . import metrics
-from .archive import archive_file_name
-from .errors import Conflict, ServiceUnavailable
 from .models import ACTIVE_STATES, Export, ExportState
 from .produce import produce_archive
 from .queue import enqueue_export_job

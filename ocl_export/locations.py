@@ -24,8 +24,9 @@ from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from foundation.errors import Gone
+
 from . import metrics
-from .errors import Gone
 from .models import Export, ExportState, RedeemedLocation
 from .public_urls import absolute_url
 

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from django.db import connection, transaction
 
-from ocl_export.archive import BLOCK, ArchiveResult, content_type, rechunk, spooled, write_archive
+from foundation.archive import BLOCK, ArchiveResult, content_type, rechunk, spooled, write_archive
 from ocl_export.storage import get_storage
 from repos.models import RepositoryVersion
 from repos.representation import EVERYTHING, body_size, render_all_pending, stream_version

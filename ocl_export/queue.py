@@ -22,7 +22,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from .errors import ServiceUnavailable
+from foundation.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

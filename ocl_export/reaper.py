@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from foundation.errors import ServiceUnavailable
+
 from . import metrics
-from .errors import ServiceUnavailable
 from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
 from .queue import MISSING, enqueue_export_job, is_dead, job_status, stop_job
 from .storage import ExportStorage, StorageError, get_storage

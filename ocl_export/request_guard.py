@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .errors import json_404
+from foundation.errors import json_404
 
 NUL = "\x00"
 

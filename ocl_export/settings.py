@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["read_cache.authentication.KeptTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": None,
-    "EXCEPTION_HANDLER": "ocl_export.errors.exception_handler",
+    "EXCEPTION_HANDLER": "foundation.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "ocl_export.openapi.ServiceSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -9,10 +9,10 @@ from drf_spectacular.views import SpectacularJSONAPIView
 
 from repos.views.base import JSONWhateverAccept
 
-handler400 = "ocl_export.errors.json_400"
-handler403 = "ocl_export.errors.json_403"
-handler404 = "ocl_export.errors.json_404"
-handler500 = "ocl_export.errors.json_500"
+handler400 = "foundation.errors.json_400"
+handler403 = "foundation.errors.json_403"
+handler404 = "foundation.errors.json_404"
+handler500 = "foundation.errors.json_500"
 
 urlpatterns = [
     # JSON (application/json) whatever the client accepts: the path says what it is

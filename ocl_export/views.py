@@ -20,6 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from foundation.archive import FORMATS, content_type
+from foundation.errors import Conflict, ServiceUnavailable
 from read_cache.middleware import keep
 from read_cache.store import get_store
 from repos.models import HEAD, RepositoryVersion
@@ -27,8 +29,6 @@ from repos.representation import iso
 from repos.views.base import JSONWhateverAccept
 from repos.views.lookup import get_repository, get_version
 
-from .archive import FORMATS, content_type
-from .errors import Conflict, ServiceUnavailable
 from .export_lookup import completed_export, export_with_repository
 from .jobs import is_out_of_date, queue_export
 from .locations import issue_location, peek_location, redeem_location

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ocl_export.archive import (
+from foundation.archive import (
     BLOCK,
     ArchiveResult,
     archive_file_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import OperationalError
 
-from ocl_export.errors import exception_handler
+from foundation.errors import exception_handler
 
 
 def test_a_busy_or_unreachable_database_is_a_503_with_retry_after() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocl_export.archive import spooled, write_archive
+from foundation.archive import spooled, write_archive
 from ocl_export.produce import SizeMismatch, _piped
 from ocl_export.storage import get_storage
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from ocl_export.archive import archive_file_name
+from foundation.archive import archive_file_name
 from ocl_export.produce import last_updated_of, produce_archive
 from ocl_export.storage import (
     PART_SIZE,

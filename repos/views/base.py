@@ -40,7 +40,7 @@ class JSONWhateverAccept(DefaultContentNegotiation):
 
 
 class ReadAPIView(APIView):
-    """Base of the read API views; errors go through ``ocl_export.errors.exception_handler``.
+    """Base of the read API views; errors go through ``foundation.errors.exception_handler``.
 
     Their whole answers, found (200) or not (404), are made of database rows alone, so
     ``read_cache`` may keep them until the rows change; streamed ones are never kept."""

@@ -1,6 +1,6 @@
 """Turning representation bytes into HTTP responses: buffered, streamed, or zipped on the fly.
 
-The zip comes from :func:`ocl_export.archive.iter_zip`, the project's one zip writer (the export
+The zip comes from :func:`foundation.archive.iter_zip`, the project's one zip writer (the export
 archives use it too): it streams, and writes zip64 records only when sizes need them, which is
 what strictly streaming readers such as Java's ``ZipInputStream`` (OpenMRS) expect.
 """
@@ -14,7 +14,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
-from ocl_export.archive import MEMBER, iter_zip
+from foundation.archive import MEMBER, iter_zip
 from repos.representation import dumps
 
 JSON = "application/json"

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 
-from ocl_export.errors import Conflict
+from foundation.errors import Conflict
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
 from repos.params import parse_bool, parse_item_query
 from repos.representation import version_dict, versions_list_item
