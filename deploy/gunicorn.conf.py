@@ -34,8 +34,11 @@ if metrics_bind and metrics_bind not in bind:
 # stays cheap"): 2 x 4 answered at p99 29-48 ms where 4 x 4 took 45-65 ms and 2 x 8 44-49 ms.
 workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
 # gthread, except that a worker holding its share of connections lets another accept the next
-# (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one).
-worker_class = "ocl_export.balanced_worker.BalancedThreadWorker"
+# (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one),
+# and that a client that stops reading the answer (or sending the request) for
+# GUNICORN_CLIENT_TIMEOUT seconds (60) is dropped instead of holding a thread for good
+# (ocl_export/web_worker.py).
+worker_class = "ocl_export.web_worker.WebWorker"
 threads = _int("GUNICORN_THREADS", 4)
 
 # Seconds a worker may go without heartbeating before the arbiter kills it (not a request limit
