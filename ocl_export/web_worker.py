@@ -13,10 +13,13 @@ would wedge the web tier.
 Here a client socket in a worker thread waits at most ``GUNICORN_CLIENT_TIMEOUT`` seconds (60, as
 nginx's ``send_timeout``) for the client:
 - to take the next part of the answer;
-- to send the next part of the request.
+- to send the next part of the request;
+- and, in all, to send a request's head (its line and headers), which a client could otherwise
+  send a byte at a time, each just inside the deadline.
 
 Past that, the connection is closed, its thread is free again, and a warning says who was dropped.
-A client that keeps reading, however slowly, is never cut off: the deadline is per wait.
+A client that keeps reading, however slowly, is never cut off: past the head, the deadline is per
+wait.
 
 How: every connection's socket becomes a :class:`ClientSocket` when the worker first takes it,
 with the deadline set in the kernel; gunicorn's own reads and writes then end at the deadline,
@@ -31,6 +34,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from typing import Any
 
 from .balanced_worker import BalancedThreadWorker
@@ -71,29 +75,43 @@ class ClientSocket(socket.socket):
     is served; one that reads nothing for the deadline is not.
     """
 
-    __slots__ = ()
+    __slots__ = ("head_due",)
     deadline_seconds = client_timeout()
+    head_due: float | None  # while a request's head is being read: when it must have arrived
 
     @classmethod
-    def adopt(cls, sock: socket.socket) -> None:
-        """Make a connection's socket a ClientSocket and give it the deadline (once)."""
+    def adopt(cls, sock: socket.socket) -> ClientSocket:
+        """The connection's socket as a ClientSocket (the same descriptor), with the deadline."""
         seconds, fraction = divmod(cls.deadline_seconds, 1)
         deadline = struct.pack("ll", int(seconds), int(fraction * 1_000_000))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, deadline)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, deadline)
-        sock.__class__ = cls
+        timeout = sock.gettimeout()
+        adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        adopted.settimeout(timeout)
+        adopted.head_due = None
+        return adopted
 
     def recv(self, *args: Any) -> bytes:
+        self._check_head_due()
         try:
             return super().recv(*args)
         except BlockingIOError as waited:
-            raise self._stopped_sending() from waited
+            raise self._stopped_sending(f"sent nothing for {self.deadline_seconds:g} s") from waited
 
     def recv_into(self, *args: Any) -> int:
+        self._check_head_due()
         try:
             return super().recv_into(*args)
         except BlockingIOError as waited:
-            raise self._stopped_sending() from waited
+            raise self._stopped_sending(f"sent nothing for {self.deadline_seconds:g} s") from waited
+
+    def _check_head_due(self) -> None:
+        """A request's head (its line and headers, at most a few kB) must arrive within the
+        deadline in all: a client that sends it a byte at a time, each just inside the deadline,
+        would otherwise hold the thread for hours."""
+        if self.head_due is not None and time.monotonic() > self.head_due:
+            raise self._stopped_sending(f"took more than {self.deadline_seconds:g} s to send a request's head")
 
     def send(self, *args: Any) -> int:
         try:
@@ -124,12 +142,12 @@ class ClientSocket(socket.socket):
     # up to 2 s, on the worker's main thread (where no request is served meanwhile), for the
     # client to send anything or close. A client that has stopped would make it wait the 2 s.
 
-    def _stopped_sending(self) -> TimeoutError:
-        """The client sent nothing for the deadline: read no more, so that the graceful close's
-        wait ends at once."""
+    def _stopped_sending(self, what: str) -> TimeoutError:
+        """The client kept the request waiting past the deadline: read no more, so that the
+        graceful close's wait ends at once."""
         with contextlib.suppress(OSError):
             self.shutdown(socket.SHUT_RD)
-        return ClientTimeout(f"{self._peer()} sent nothing for {self.deadline_seconds:g} s; connection closed")
+        return ClientTimeout(f"{self._peer()} {what}; connection closed")
 
     def _stopped_reading(self) -> TimeoutError:
         """The client took nothing for the deadline: end the connection with a reset, and discard
@@ -153,14 +171,23 @@ class WebWorker(BalancedThreadWorker):
         # Runs on the worker's main thread for a new connection and again for each request on a
         # kept-alive one: only the first time changes anything.
         if type(conn.sock) is socket.socket:
-            ClientSocket.adopt(conn.sock)
+            conn.sock = ClientSocket.adopt(conn.sock)
         super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        # A thread takes the connection to read a request's head (gunicorn hands it over once
+        # the first bytes are there, or a kept-alive connection's next request is).
+        if isinstance(conn.sock, ClientSocket):
+            conn.sock.head_due = time.monotonic() + ClientSocket.deadline_seconds
+        return super().handle(conn)
 
     def init_process(self) -> None:
         self.log.error_log.addFilter(ClientTimeoutsAsWarnings())
         super().init_process()
 
     def handle_request(self, req: Any, conn: Any) -> bool:
+        if isinstance(conn.sock, ClientSocket):
+            conn.sock.head_due = None  # the head is in; from here on each wait has the deadline
         try:
             return super().handle_request(req, conn)
         except ClientTimeout as timeout:

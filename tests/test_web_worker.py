@@ -33,7 +33,7 @@ def pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[socket.socket, socke
         client.connect(listener.getsockname())
         server, _ = listener.accept()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-    ClientSocket.adopt(server)
+    server = ClientSocket.adopt(server)
     try:
         yield server, client
     finally:
@@ -128,3 +128,43 @@ def test_a_client_that_reads_a_file_steadily_gets_all_of_it(pair, tmp_path) -> N
     reader.join(30)
     assert bytes(received) == archive.read_bytes()
     assert server.gettimeout() is None  # blocking again, the kernel's deadline in force
+
+
+def test_a_request_head_sent_a_byte_at_a_time_must_arrive_within_the_deadline_in_all(pair) -> None:
+    """Each byte inside the deadline, the whole head not: the worker sets ``head_due`` when a
+    thread takes the connection, and clears it once the head is in."""
+    server, client = pair
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 1000:
+            if stop.wait(DEADLINE / 4):
+                return
+            try:
+                client.send(bytes([byte]))
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    server.head_due = time.monotonic() + DEADLINE
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="to send a request's head"):
+            while True:
+                server.recv(1024)
+        assert DEADLINE <= time.monotonic() - started < 2 * DEADLINE + 1
+    finally:
+        stop.set()
+        sender.join(5)
+
+
+def test_after_the_head_a_slow_body_is_bound_only_per_wait(pair) -> None:
+    server, client = pair
+    server.head_due = None
+    received = bytearray()
+    for _ in range(2 * int(1 / DEADLINE) + 4):  # well past the deadline in all
+        client.send(b"x")
+        received += server.recv(1024)
+        time.sleep(DEADLINE / 2)
+    assert len(received) == 2 * int(1 / DEADLINE) + 4

@@ -1,4 +1,5 @@
-"""Clients that stop reading an answer, or stop half-way through a request, do not wedge the API.
+"""Clients that stop reading an answer, stop half-way through a request, or send its head a byte at
+a time do not wedge the API.
 
 Real gunicorn with 2 workers x 2 threads: 4 stuck clients hold every thread. Stock gthread writes
 and reads its client sockets with no timeout, and held them as long as the clients stayed
@@ -11,6 +12,7 @@ read nothing.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import FIXTURES
-from tests.live.stack import LiveStack
+from tests.live.stack import LiveStack, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.live]
 
@@ -107,3 +109,37 @@ def test_clients_that_stop_half_way_through_a_request_are_dropped(stack: LiveSta
     dropped = [line for line in log.splitlines() if f"sent nothing for {DEADLINE} s; connection closed" in line]
     assert len(dropped) == WORKERS * THREADS and all("[WARNING]" in line for line in dropped)
     assert "Socket error processing request" not in log and "Traceback" not in log
+
+
+def test_clients_that_send_a_request_head_a_byte_at_a_time_are_dropped(stack: LiveStack) -> None:
+    """Each byte well inside the deadline (every 0.5 s): only the head's deadline in all ends it."""
+    stop = threading.Event()
+    stuck = [stuck_client(stack, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n") for _ in range(WORKERS * THREADS)]
+
+    def trickle(sock: socket.socket) -> None:
+        while not stop.wait(0.5):
+            try:
+                sock.send(b"X-Slow: a\r\n")
+            except OSError:
+                return
+
+    senders = [threading.Thread(target=trickle, args=(sock,)) for sock in stuck]
+    for sender in senders:
+        sender.start()
+    try:
+        waited = seconds_until_healthz_answers(stack, within=2 * DEADLINE + 8)
+        assert waited >= DEADLINE / 2, "the trickling clients never held the threads: the test proves nothing"
+        assert seconds_until_healthz_answers(stack, within=2) < 1
+        # Every one of them is dropped, the last as soon as a thread took it, while still trickling.
+        wait_until(lambda: len(head_timeouts(stack)) == len(stuck), 2 * DEADLINE + 5, what="every one dropped")
+        assert all("[WARNING]" in line for line in head_timeouts(stack))
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(5)
+        for sock in stuck:
+            sock.close()
+
+
+def head_timeouts(stack: LiveStack) -> list[str]:
+    return [line for line in stack.log("web").splitlines() if "to send a request's head" in line]
