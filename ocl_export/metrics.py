@@ -112,6 +112,11 @@ REAPER_ACTIONS = Counter(
     "What reap_exports did: exports failed, uploads aborted, redeemed Locations forgotten.",
     ["action"],
 )
+CLIENTS_DROPPED = Counter(
+    "ocl_clients_dropped",
+    "Connections ended because the client kept a gunicorn thread waiting past GUNICORN_CLIENT_TIMEOUT.",
+    ["reason"],
+)
 
 
 # --- the calls the rest of the service makes ------------------------------------------------
@@ -137,6 +142,12 @@ def export_completed(export: Any, items: int | None) -> None:
 def export_failed(fmt: str, reason: str, retrying: bool = False) -> None:
     EXPORTS_FINISHED.labels(fmt, "retrying" if retrying else "failed").inc()
     EXPORT_FAILURES.labels(reason, "true" if retrying else "false").inc()
+
+
+def client_dropped(reason: str) -> None:
+    """``stopped_reading`` (took none of an answer), ``stopped_sending`` (sent none of a request),
+    ``slow_head`` (a request's head took longer than the deadline in all)."""
+    CLIENTS_DROPPED.labels(reason).inc()
 
 
 def reaper_swept(**actions: int) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FIXTURES
 from tests.live.stack import LiveStack, wait_until
@@ -31,12 +32,31 @@ VERSION = "/orgs/CIEL/sources/CIEL/v2015-06-22/"
 WHOLE = f"{VERSION}?includeConcepts=true&includeMappings=true&includeRetired=true&limit=0"
 
 
+TOKEN = "stalled-metrics-token"
+
+
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LiveStack]:
-    env = {"GUNICORN_CLIENT_TIMEOUT": str(DEADLINE)}
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    env = {
+        "GUNICORN_CLIENT_TIMEOUT": str(DEADLINE),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
+        "METRICS_TOKEN": TOKEN,
+    }
     with LiveStack("stalled", web_workers=WORKERS, threads=THREADS, storage="filesystem", env=env) as stack:
         stack.import_file(FIXTURES / "ocl-v1-CIEL-subset-2015.tgz")
         yield stack
+
+
+def dropped_clients(stack: LiveStack, reason: str) -> float:
+    """``ocl_clients_dropped_total{reason=...}`` summed over the web workers, from /metrics."""
+    response = requests.get(stack.url("/metrics"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "ocl_clients_dropped_total" and sample.labels.get("reason") == reason
+    )
 
 
 def stuck_client(stack: LiveStack, request: bytes) -> socket.socket:
@@ -89,6 +109,7 @@ def test_clients_that_stop_reading_are_dropped_and_the_service_answers_again(sta
     dropped = [line for line in stack.log("web").splitlines() if f"took nothing for {DEADLINE} s" in line]
     assert len(dropped) == WORKERS * THREADS
     assert all("[WARNING]" in line and f"GET {VERSION}: the client 127.0.0.1:" in line for line in dropped)
+    assert dropped_clients(stack, "stopped_reading") == WORKERS * THREADS
 
 
 def test_clients_that_stop_half_way_through_a_request_are_dropped(stack: LiveStack) -> None:
@@ -109,6 +130,7 @@ def test_clients_that_stop_half_way_through_a_request_are_dropped(stack: LiveSta
     dropped = [line for line in log.splitlines() if f"sent nothing for {DEADLINE} s; connection closed" in line]
     assert len(dropped) == WORKERS * THREADS and all("[WARNING]" in line for line in dropped)
     assert "Socket error processing request" not in log and "Traceback" not in log
+    assert dropped_clients(stack, "stopped_sending") == WORKERS * THREADS
 
 
 def test_clients_that_send_a_request_head_a_byte_at_a_time_are_dropped(stack: LiveStack) -> None:
@@ -133,6 +155,7 @@ def test_clients_that_send_a_request_head_a_byte_at_a_time_are_dropped(stack: Li
         # Every one of them is dropped, the last as soon as a thread took it, while still trickling.
         wait_until(lambda: len(head_timeouts(stack)) == len(stuck), 2 * DEADLINE + 5, what="every one dropped")
         assert all("[WARNING]" in line for line in head_timeouts(stack))
+        assert dropped_clients(stack, "slow_head") == WORKERS * THREADS
     finally:
         stop.set()
         for sender in senders:
