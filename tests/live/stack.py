@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,20 @@ class LiveStack:
             return psutil.Process(process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+
+    def web_connections(self, client_ports: set[int]) -> Counter[int]:
+        """How many of a client's connections (by its local ports) each web worker holds, read
+        from the operating system (each worker's sockets), not from anything the service says."""
+        held: Counter[int] = Counter()
+        for worker in self.descendants("web"):
+            try:
+                connections = worker.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            for conn in connections:
+                if conn.raddr and conn.raddr.port in client_ports and conn.status == psutil.CONN_ESTABLISHED:
+                    held[worker.pid] += 1
+        return held
 
     def horse_pids(self) -> list[int]:
         """PIDs of the worker's work horses: RQ forks one per job and puts it in a process group of

@@ -8,10 +8,8 @@ then served them on one core. Which worker holds a connection is read from the o
 from __future__ import annotations
 
 import socket
-from collections import Counter
 from collections.abc import Iterator
 
-import psutil
 import pytest
 
 from tests.live.stack import LiveStack, wait_until
@@ -29,16 +27,6 @@ def stack() -> Iterator[LiveStack]:
         yield stack
 
 
-def holders(stack: LiveStack, ports: set[int]) -> Counter[int]:
-    """How many of the client's connections (by its local ports) each web worker holds."""
-    held: Counter[int] = Counter()
-    for worker in stack.descendants("web"):
-        for conn in worker.net_connections(kind="tcp"):
-            if conn.raddr and conn.raddr.port in ports and conn.status == psutil.CONN_ESTABLISHED:
-                held[worker.pid] += 1
-    return held
-
-
 def test_connections_opened_together_are_spread_over_the_workers(stack):
     wait_until(lambda: len(stack.descendants("web")) == WORKERS, 30, what="the web workers")
     for _ in range(5):
@@ -46,11 +34,11 @@ def test_connections_opened_together_are_spread_over_the_workers(stack):
         try:
             ports = {sock.getsockname()[1] for sock in sockets}
             wait_until(
-                lambda ports=ports: sum(holders(stack, ports).values()) == CONNECTIONS,
+                lambda ports=ports: sum(stack.web_connections(ports).values()) == CONNECTIONS,
                 10,
                 what="every connection accepted",
             )
-            held = holders(stack, ports)
+            held = stack.web_connections(ports)
             fair = CONNECTIONS // WORKERS
             assert max(held.values()) <= 2 * fair, held
             assert len(held) >= WORKERS - 1, held
