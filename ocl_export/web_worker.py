@@ -70,7 +70,8 @@ class ClientSocket(socket.socket):
     The deadline is the kernel's (``SO_SNDTIMEO``, ``SO_RCVTIMEO``), set once per connection: a
     blocking ``send`` or ``recv`` that waits that long fails with ``EAGAIN``, while the socket
     stays in blocking mode, so a request costs no system call more than before (Python's own
-    socket timeouts poll before every read and write: 10-15% of the request benchmark's rate).
+    socket timeouts poll before every read and write, which cost about a tenth of the request
+    benchmark's rate in an A/B run).
     ``sendall`` waits up to the deadline per ``send``, so each time the client's window is full,
     not for the whole answer: a client reading a 1 MiB block of a ``limit=0`` stream at 10 KB/s
     is served; one that reads nothing for the deadline is not.
