@@ -110,7 +110,7 @@ ATOMS: dict[str, Callable[[Atoms], Any]] = {
     "U": lambda a: a.env("PATH_INFO"),
     "q": lambda a: a.env("QUERY_STRING"),
     "H": lambda a: a.env("SERVER_PROTOCOL"),
-    "b": lambda a: "-" if a.sent() is None else str(a.sent()),
+    "b": lambda a: "-" if (sent := a.sent()) is None else str(sent),
     "B": Atoms.sent,
     "f": lambda a: a.env("HTTP_REFERER", "-"),
     "a": lambda a: a.env("HTTP_USER_AGENT", "-"),

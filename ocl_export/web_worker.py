@@ -99,23 +99,21 @@ class ClientSocket(socket.socket):
         try:
             return super().recv(*args)
         except BlockingIOError as waited:
-            raise self._stopped_sending("stopped_sending", f"sent nothing for {self.deadline_seconds:g} s") from waited
+            raise self._stopped_sending("stopped_sending") from waited
 
     def recv_into(self, *args: Any) -> int:
         self._check_head_due()
         try:
             return super().recv_into(*args)
         except BlockingIOError as waited:
-            raise self._stopped_sending("stopped_sending", f"sent nothing for {self.deadline_seconds:g} s") from waited
+            raise self._stopped_sending("stopped_sending") from waited
 
     def _check_head_due(self) -> None:
         """A request's head (its line and headers, at most a few kB) must arrive within the
         deadline in all: a client that sends it a byte at a time, each just inside the deadline,
         would otherwise hold the thread for hours."""
         if self.head_due is not None and time.monotonic() > self.head_due:
-            raise self._stopped_sending(
-                "slow_head", f"took more than {self.deadline_seconds:g} s to send a request's head"
-            )
+            raise self._stopped_sending("slow_head")
 
     def send(self, *args: Any) -> int:
         try:
@@ -146,14 +144,19 @@ class ClientSocket(socket.socket):
     # up to 2 s, on the worker's main thread (where no request is served meanwhile), for the
     # client to send anything or close. A client that has stopped would make it wait the 2 s.
 
-    def _stopped_sending(self, reason: str, what: str) -> TimeoutError:
-        """The client kept the request waiting past the deadline: read no more, so that the
-        graceful close's wait ends at once."""
+    def _stopped_sending(self, reason: str) -> TimeoutError:
+        """The client kept the request waiting past the deadline (``reason``: ``stopped_sending``
+        or ``slow_head``): read no more, so that the graceful close's wait ends at once."""
         self.head_due = None  # the graceful close reads once more: it is to find the end, not this
         with contextlib.suppress(OSError):
             self.shutdown(socket.SHUT_RD)
         metrics.client_dropped(reason)
-        return ClientTimeout(f"{self._peer()} {what}; connection closed")
+        what = (
+            "sent nothing for {:g} s"
+            if reason == "stopped_sending"
+            else "took more than {:g} s to send a request's head"
+        )
+        return ClientTimeout(f"{self._peer()} {what.format(self.deadline_seconds)}; connection closed")
 
     def _stopped_reading(self) -> TimeoutError:
         """The client took nothing for the deadline: end the connection with a reset, and discard
