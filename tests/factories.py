@@ -34,7 +34,7 @@ from repos.models import (
     new_uuid,
     snapshot_head,
 )
-from repos.representation import descriptions_json, extras_json, names_json
+from repos.representation.shapes import descriptions_json, extras_json, names_json
 
 Owner = Organization | AbstractBaseUser
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from ocl_export.models import ExportState
-from repos.representation import EVERYTHING, stream_version
+from repos.representation.shapes import EVERYTHING, stream_version
 from tests.export_support import (
     EXPORT_URL,
     ciel_v1,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from repos.models import ConceptVersion, MappingVersion
-from repos.representation import CONCEPTS, EVERYTHING, MAPPINGS, item_bytes, render_all_pending, stream_version
+from repos.representation.shapes import CONCEPTS, EVERYTHING, MAPPINGS, item_bytes, render_all_pending, stream_version
 from tests.factories import add_concept, add_mapping, make_org, make_source, make_version
 
 
@@ -116,7 +116,7 @@ def test_it_stores_renderings_on_import_that_equal_the_dynamic_rendering(db, fix
 
 
 def test_it_knows_the_exact_size_of_a_rendered_body(source):
-    from repos.representation import ItemFilter, body_size
+    from repos.representation.shapes import ItemFilter, body_size
 
     version = make_version(source, "v1")
     assert body_size(version) is None  # not rendered yet: unknown without reading
@@ -133,7 +133,7 @@ def test_it_knows_the_exact_size_of_a_rendered_body(source):
 def test_it_knows_the_size_of_imported_sources_and_collections(db):
     from repos.importers import import_file
     from repos.models import RepositoryVersion
-    from repos.representation import body_size
+    from repos.representation.shapes import body_size
     from tests.conftest import FIXTURES
 
     for name in ("ocl-v1-collection-refapp.json", "ocl-v2-DemoSource_v1.0.20230526120030.zip"):
@@ -151,7 +151,7 @@ def test_the_bulk_copy_route_streams_the_same_bytes_as_the_batched_read(source):
     backslashes, escaped control characters, non-ASCII) must come back verbatim."""
     from datetime import timedelta
 
-    from repos.representation import ItemFilter
+    from repos.representation.shapes import ItemFilter
 
     tricky = 'quote " backslash \\ tab \t newline \n cr \r \x01 \x02 comma , é 中文 \U0001f600'
     add_concept(source, "3", names=[{"name": tricky, "locale": "en"}], extras={tricky: [tricky, "\\\\"]})
@@ -175,7 +175,7 @@ def test_the_bulk_copy_route_streams_the_same_bytes_as_the_batched_read(source):
 
 
 def test_the_bulk_copy_route_reports_progress_and_spans_blocks(source, monkeypatch):
-    from repos import representation
+    from repos.representation import shapes as representation
 
     for number in range(4, 60):
         add_concept(source, str(number))

@@ -40,9 +40,9 @@ from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, 
 from repos.importers.scanner import ScanLimitError, iter_items
 from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, Kind, RowWriter, create_staging, index_staging
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
-from repos.representation import CONCEPTS as CONCEPT_ITEMS
-from repos.representation import MAPPINGS as MAPPING_ITEMS
-from repos.representation import SourceInfoCache, render_parts, render_pending, source_info
+from repos.representation.shapes import CONCEPTS as CONCEPT_ITEMS
+from repos.representation.shapes import MAPPINGS as MAPPING_ITEMS
+from repos.representation.shapes import SourceInfoCache, render_parts, render_pending, source_info
 
 RENDER_KINDS = {"concepts": CONCEPT_ITEMS, "mappings": MAPPING_ITEMS}
 

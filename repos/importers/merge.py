@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from repos.importers.staging import CONCEPTS, Kind, RowWriter
-from repos.representation import use_fast_loaders
+from repos.representation.shapes import use_fast_loaders
 
 # (kind key, source id, fields) -> (json_head, json_tail, json_size): a new row's stored rendering
 Renderer = Callable[[str, int, tuple], tuple[str, str, int]]

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from repos.importers.errors import ImportFileError
 from repos.models import PUBLIC_ACCESS_CHOICES, Repository, new_uuid
-from repos.representation import descriptions_json, extras_json, names_json
+from repos.representation.shapes import descriptions_json, extras_json, names_json
 
 KNOWN_TYPES = {
     "Source": (Repository.SOURCES, False),

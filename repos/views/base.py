@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from read_cache.middleware import keep
 from repos.models import RepositoryVersion
 from repos.params import ItemQuery
-from repos.representation import CONCEPTS, MAPPINGS, ItemKind, count_items, stream_version
+from repos.representation.shapes import CONCEPTS, MAPPINGS, ItemKind, count_items, stream_version
 from repos.views.streaming import body_response
 
 

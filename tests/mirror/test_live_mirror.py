@@ -33,7 +33,7 @@ from mirror.models import Subscription, subscribe
 from mirror.sync import Progress, SyncReport, sync
 from ocl_export.produce import produce_archive
 from repos.models import Repository, RepositoryVersion
-from repos.representation import ItemFilter, repository_dict, stream_version
+from repos.representation.shapes import ItemFilter, repository_dict, stream_version
 from tests.conftest import FIXTURES
 from tests.live.stack import LiveStack
 

@@ -21,7 +21,7 @@ from mirror.sync import sync
 from repos.importers import import_file
 from repos.importers.versions import create_version
 from repos.models import Repository, RepositoryVersion
-from repos.representation import EVERYTHING, repository_dict, stream_version
+from repos.representation.shapes import EVERYTHING, repository_dict, stream_version
 from tests.mirror.scripted import Answer, Script, scripted_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
