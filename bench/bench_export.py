@@ -155,7 +155,7 @@ def render(version_id: int) -> None:
     """Store the items' renderings, as the importer does at write time (timed apart: not export cost)."""
     from django.db import connection
 
-    from repos.representation.shapes import render_all_pending
+    from repos.representation.rendering import render_all_pending
 
     started = time.perf_counter()
     rendered = render_all_pending()
@@ -224,7 +224,7 @@ def floor(version_id: int, whole_rows: bool = False) -> float:
     from isal import isal_zlib
 
     from foundation.archive import gzip_level
-    from repos.representation.shapes import CONCEPTS, MAPPINGS
+    from repos.representation.items import CONCEPTS, MAPPINGS
 
     connection.ensure_connection()
     started = time.perf_counter()

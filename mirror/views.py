@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repos.representation.shapes import iso
+from repos.representation.encoding import iso
 
 from .models import Subscription
 

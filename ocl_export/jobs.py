@@ -26,7 +26,7 @@ from rq import get_current_job
 from foundation.archive import archive_file_name
 from foundation.errors import Conflict, ServiceUnavailable
 from repos.models import RepositoryVersion
-from repos.representation.shapes import CONCEPTS, EVERYTHING, MAPPINGS, count_items
+from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
 from . import metrics
 from .models import ACTIVE_STATES, Export, ExportState

@@ -29,7 +29,9 @@ from django.db import connection, transaction
 from foundation.archive import BLOCK, ArchiveResult, content_type, rechunk, spooled, write_archive
 from ocl_export.storage import get_storage
 from repos.models import RepositoryVersion
-from repos.representation.shapes import EVERYTHING, body_size, render_all_pending, stream_version
+from repos.representation.body import body_size, stream_version
+from repos.representation.items import EVERYTHING
+from repos.representation.rendering import render_all_pending
 
 # How many 1 MiB blocks may wait between the reading and the compressing thread.
 PIPE_DEPTH = 8

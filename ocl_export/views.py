@@ -25,7 +25,7 @@ from foundation.errors import Conflict, ServiceUnavailable
 from read_cache.middleware import keep
 from read_cache.store import get_store
 from repos.models import HEAD, RepositoryVersion
-from repos.representation.shapes import iso
+from repos.representation.encoding import iso
 from repos.views.base import JSONWhateverAccept
 from repos.views.lookup import get_repository, get_version
 

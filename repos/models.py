@@ -276,7 +276,7 @@ class ConceptVersion(models.Model):
     previous_version_uuid = models.CharField(max_length=64, null=True, blank=True)
     # A digest of the content fields, so that a re-import recognises unchanged items cheaply.
     checksum = models.CharField(max_length=64, default="")
-    # The item's JSON, rendered once by repos.representation.render_pending, split around the
+    # The item's JSON, rendered once by repos.representation.rendering.render_pending, split around the
     # value of is_latest_version (the one field that changes). NULL until rendered.
     json_head = models.TextField(null=True, blank=True)
     json_tail = models.TextField(null=True, blank=True)

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time
 from django.http import QueryDict
 from rest_framework.exceptions import ParseError
 
-from repos.representation.shapes import ItemFilter
+from repos.representation.items import ItemFilter
 
 # Page size when a client asks for items without saying how many. Items are heavy (a CIEL concept
 # is a few kB) and a client that wants everything says limit=0, so a page is kept small.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, re_path
 
-from repos.representation.shapes import CONCEPTS, MAPPINGS
+from repos.representation.items import CONCEPTS, MAPPINGS
 from repos.views.items import ItemDetailView, ItemListView
 from repos.views.repositories import RepositoryDetailView, RepositoryListView
 from repos.views.versions import VersionDetailView, VersionListView

@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from ocl_export.models import ExportState
-from repos.representation.shapes import EVERYTHING, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import EVERYTHING
 from tests.export_support import (
     EXPORT_URL,
     ciel_v1,

@@ -14,7 +14,8 @@ import pytest
 
 from repos.importers import import_file
 from repos.models import RepositoryVersion
-from repos.representation.shapes import EVERYTHING, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import EVERYTHING
 from tests.export_support import content_of, fetch_archive, parsed, work
 
 pytestmark = pytest.mark.django_db(transaction=True)

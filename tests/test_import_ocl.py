@@ -17,7 +17,9 @@ from django.db import connection
 
 from repos.importers import CREATED, UNCHANGED, ImportFileError, import_file
 from repos.models import ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion, snapshot_head
-from repos.representation.shapes import EVERYTHING, descriptions_json, names_json, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import EVERYTHING
+from repos.representation.shapes import descriptions_json, names_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CIEL = FIXTURES / "ocl-v1-CIEL-subset-2015.tgz"

@@ -20,7 +20,9 @@ from django.db import connection
 from repos.importers import CHANGED, CREATED, UNCHANGED, ImportFileError, import_file
 from repos.importers.versions import create_version
 from repos.models import ConceptVersion, MappingVersion, Repository, RepositoryVersion
-from repos.representation.shapes import EVERYTHING, ItemFilter, repository_dict, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import EVERYTHING, ItemFilter
+from repos.representation.shapes import repository_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CIELTEST = FIXTURES / "ocl-v1-CIELTEST-2015.zip"

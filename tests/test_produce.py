@@ -81,7 +81,7 @@ def test_a_failing_upload_cancels_the_database_read_instead_of_hanging(org, fs_s
     import threading
 
     from ocl_export import produce
-    from repos.representation.shapes import render_all_pending
+    from repos.representation.rendering import render_all_pending
     from tests.export_support import big_version
 
     version = big_version(org, 20_000)

@@ -11,7 +11,9 @@ import orjson
 import pytest
 
 from repos.models import ConceptVersion, MappingVersion
-from repos.representation.shapes import CONCEPTS, EVERYTHING, MAPPINGS, item_bytes, render_all_pending, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, item_bytes
+from repos.representation.rendering import render_all_pending
 from tests.factories import add_concept, add_mapping, make_org, make_source, make_version
 
 
@@ -116,7 +118,8 @@ def test_it_stores_renderings_on_import_that_equal_the_dynamic_rendering(db, fix
 
 
 def test_it_knows_the_exact_size_of_a_rendered_body(source):
-    from repos.representation.shapes import ItemFilter, body_size
+    from repos.representation.body import body_size
+    from repos.representation.items import ItemFilter
 
     version = make_version(source, "v1")
     assert body_size(version) is None  # not rendered yet: unknown without reading
@@ -133,7 +136,7 @@ def test_it_knows_the_exact_size_of_a_rendered_body(source):
 def test_it_knows_the_size_of_imported_sources_and_collections(db):
     from repos.importers import import_file
     from repos.models import RepositoryVersion
-    from repos.representation.shapes import body_size
+    from repos.representation.body import body_size
     from tests.conftest import FIXTURES
 
     for name in ("ocl-v1-collection-refapp.json", "ocl-v2-DemoSource_v1.0.20230526120030.zip"):
@@ -151,7 +154,7 @@ def test_the_bulk_copy_route_streams_the_same_bytes_as_the_batched_read(source):
     backslashes, escaped control characters, non-ASCII) must come back verbatim."""
     from datetime import timedelta
 
-    from repos.representation.shapes import ItemFilter
+    from repos.representation.items import ItemFilter
 
     tricky = 'quote " backslash \\ tab \t newline \n cr \r \x01 \x02 comma , é 中文 \U0001f600'
     add_concept(source, "3", names=[{"name": tricky, "locale": "en"}], extras={tricky: [tricky, "\\\\"]})
@@ -175,13 +178,13 @@ def test_the_bulk_copy_route_streams_the_same_bytes_as_the_batched_read(source):
 
 
 def test_the_bulk_copy_route_reports_progress_and_spans_blocks(source, monkeypatch):
-    from repos.representation import shapes as representation
+    from repos.representation import body as version_body
 
     for number in range(4, 60):
         add_concept(source, str(number))
     version = make_version(source, "v1")
     render_all_pending()
-    monkeypatch.setattr(representation, "COPY_BLOCK", 2000)  # many blocks: separators between them
+    monkeypatch.setattr(version_body, "COPY_BLOCK", 2000)  # many blocks: separators between them
     seen: list[int] = []
     assert b"".join(stream_version(version, EVERYTHING, seen.append, bulk=True)) == body(version)
     assert seen[-1] == version.concepts.count() + version.mappings.count()

@@ -27,7 +27,8 @@ from ocl_export.storage import (
     get_storage,
 )
 from repos.models import ConceptVersion, MappingVersion, Repository, RepositoryVersion
-from repos.representation.shapes import names_json, stream_version
+from repos.representation.body import stream_version
+from repos.representation.shapes import names_json
 
 KEY = "orgs/CIEL/sources/CIEL/CIEL_v1.20161004123113.tgz"
 

@@ -38,13 +38,11 @@ from repos.importers.normalize import (
 from repos.importers.owners import SourceResolver, ensure_repository
 from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, read_metadata
 from repos.importers.scanner import ScanLimitError, iter_items
-from repos.importers.staging import CONCEPTS, KINDS, MAPPINGS, Kind, RowWriter, create_staging, index_staging
+from repos.importers.staging import RowWriter, create_staging, index_staging
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
-from repos.representation.shapes import CONCEPTS as CONCEPT_ITEMS
-from repos.representation.shapes import MAPPINGS as MAPPING_ITEMS
-from repos.representation.shapes import SourceInfoCache, render_parts, render_pending, source_info
-
-RENDER_KINDS = {"concepts": CONCEPT_ITEMS, "mappings": MAPPING_ITEMS}
+from repos.representation.items import CONCEPTS, KINDS, MAPPINGS, ItemKind
+from repos.representation.rendering import render_parts, render_pending
+from repos.representation.shapes import SourceInfoCache, source_info
 
 # [:repo]_[:version].[:14-digit timestamp].(tgz|zip|json), the name the export service gives archives.
 EXPORT_FILE_NAME = re.compile(r"^(?P<repo>[^_]+)_(?P<version>.+)\.(?P<stamp>\d{14})\.(?:tgz|tar\.gz|zip|json)$")
@@ -253,7 +251,7 @@ def _merge_staged(repository: Repository, head: RepositoryVersion, phases: Phase
         merge.replace_in_head(kind, head.pk)
         phases.done(f"merge {kind.key}")
     for kind in KINDS.values():
-        render_pending(RENDER_KINDS[kind.key])  # SQLite: the rows insert_new did not render
+        render_pending(kind)  # SQLite: the rows insert_new did not render
     phases.done("render")
 
 
@@ -264,7 +262,7 @@ class Written:
     rows: dict[str, int]
     newest: datetime | None
 
-    def counts(self, kind: Kind) -> tuple[int, int]:
+    def counts(self, kind: ItemKind) -> tuple[int, int]:
         rows = self.rows.get(kind.key, 0)
         return rows, rows
 
@@ -282,8 +280,8 @@ class ItemRenderer:
         self.sources[repository.pk] = source_info(repository)
 
     def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int]:
-        # rows are (*fields, checksum); the representation's columns are (id, source_id, *fields)
-        return render_parts(RENDER_KINDS[key], (0, source_id, *row[:-1]), self.sources)
+        # a row is the kind's fields (the checksum last); its columns are (id, source_id, *fields but the checksum)
+        return render_parts(KINDS[key], (0, source_id, *row[:-1]), self.sources)
 
 
 def _stage_items(

@@ -20,8 +20,8 @@ from datetime import datetime
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from repos.importers.staging import CONCEPTS, Kind, RowWriter
-from repos.representation.shapes import use_fast_loaders
+from repos.importers.staging import RowWriter
+from repos.representation.items import CONCEPTS, ItemKind, use_fast_loaders
 
 # (kind key, source id, fields) -> (json_head, json_tail, json_size): a new row's stored rendering
 Renderer = Callable[[str, int, tuple], tuple[str, str, int]]
@@ -40,20 +40,20 @@ def _scalar(sql: str, params: list | tuple = ()) -> object:
     return row[0] if row else None
 
 
-def staged_sources(kind: Kind) -> list[int]:
+def staged_sources(kind: ItemKind) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT DISTINCT source_id FROM {kind.staging}")
         return [row[0] for row in cursor.fetchall()]
 
 
-def has_rows(kind: Kind, source_ids: list[int]) -> bool:
+def has_rows(kind: ItemKind, source_ids: list[int]) -> bool:
     if not source_ids:
         return False
     placeholders = ", ".join(["%s"] * len(source_ids))
     return bool(_scalar(f"SELECT 1 FROM {kind.table} WHERE source_id IN ({placeholders}) LIMIT 1", source_ids))
 
 
-def repeated_item(kind: Kind, source_id: int | None = None) -> tuple[int, str] | None:
+def repeated_item(kind: ItemKind, source_id: int | None = None) -> tuple[int, str] | None:
     """(source id, item id) of an item the file lists twice with other content, or None.
 
     ``source_id`` set: a first import, whose rows went straight into that source's rows (where an
@@ -80,7 +80,7 @@ def repeated_item(kind: Kind, source_id: int | None = None) -> tuple[int, str] |
     return (row[0], row[1]) if row else None
 
 
-def match_existing(kind: Kind) -> None:
+def match_existing(kind: ItemKind) -> None:
     """Point staged items at existing rows with the same content; prepare the new ones."""
     same = "t.source_id = st.source_id AND t.mnemonic = st.mnemonic"
     _execute(
@@ -107,7 +107,7 @@ def match_existing(kind: Kind) -> None:
         )
 
 
-def insert_new(kind: Kind, render: Renderer | None = None) -> int:
+def insert_new(kind: ItemKind, render: Renderer | None = None) -> int:
     """Insert the unmatched items in file order (row ids then follow the file); returns how many.
 
     With ``render`` (PostgreSQL), the rows are read back from staging and written with their
@@ -133,7 +133,7 @@ def insert_new(kind: Kind, render: Renderer | None = None) -> int:
     return inserted
 
 
-def _copy_rendered(kind: Kind, columns: str, render: Renderer, batch_size: int = 5000) -> int:
+def _copy_rendered(kind: ItemKind, columns: str, render: Renderer, batch_size: int = 5000) -> int:
     """The unmatched staged rows, rendered, into the real table; the first of repeated items only."""
     # An item repeated in the file with the same uuid maps to one row: its first occurrence.
     firsts = (
@@ -159,7 +159,7 @@ def _copy_rendered(kind: Kind, columns: str, render: Renderer, batch_size: int =
     return inserted
 
 
-def flip_latest_for_source(kind: Kind) -> None:
+def flip_latest_for_source(kind: ItemKind) -> None:
     """A source import makes the file's rows the latest of their items, and no other row."""
     _execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
@@ -172,7 +172,7 @@ def flip_latest_for_source(kind: Kind) -> None:
     )
 
 
-def demote_new_for_collection(kind: Kind) -> None:
+def demote_new_for_collection(kind: ItemKind) -> None:
     """A collection brings versions of other sources' items: they are not latest if one already is."""
     _execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
@@ -182,7 +182,7 @@ def demote_new_for_collection(kind: Kind) -> None:
     )
 
 
-def add_membership(kind: Kind, version_id: int) -> None:
+def add_membership(kind: ItemKind, version_id: int) -> None:
     _execute(
         f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
         # In row order, the membership indexes grow at their right edge instead of at random pages.
@@ -191,7 +191,7 @@ def add_membership(kind: Kind, version_id: int) -> None:
     )
 
 
-def add_source_rows(kind: Kind, version_id: int, source_id: int) -> None:
+def add_source_rows(kind: ItemKind, version_id: int, source_id: int) -> None:
     """A source's first import: the version holds every row of the source, all just written."""
     _execute(
         f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
@@ -200,7 +200,7 @@ def add_source_rows(kind: Kind, version_id: int, source_id: int) -> None:
     )
 
 
-def same_membership(kind: Kind, version_id: int) -> bool:
+def same_membership(kind: ItemKind, version_id: int) -> bool:
     """Does the existing version hold exactly the staged rows?"""
     held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])
     staged = _scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}")
@@ -214,7 +214,7 @@ def same_membership(kind: Kind, version_id: int) -> bool:
     return missing == 0
 
 
-def replace_in_head(kind: Kind, head_id: int) -> None:
+def replace_in_head(kind: ItemKind, head_id: int) -> None:
     """HEAD holds the file's row of every item in the file; other items stay as they were."""
     member = kind.member_column
     held = _scalar(f"SELECT 1 FROM {kind.membership} WHERE repositoryversion_id = %s LIMIT 1", [head_id])
@@ -237,7 +237,7 @@ def replace_in_head(kind: Kind, head_id: int) -> None:
     )
 
 
-def counts(kind: Kind) -> tuple[int, int]:
+def counts(kind: ItemKind) -> tuple[int, int]:
     """(items in the file, rows this import created)."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT CASE WHEN is_new THEN row_id END) FROM {kind.staging}")
@@ -245,7 +245,7 @@ def counts(kind: Kind) -> tuple[int, int]:
     return int(total), int(new or 0)
 
 
-def newest_updated_on(kinds: tuple[Kind, ...]) -> datetime | None:
+def newest_updated_on(kinds: tuple[ItemKind, ...]) -> datetime | None:
     found = []
     for kind in kinds:
         value = _scalar(f"SELECT MAX(updated_on) FROM {kind.staging}")

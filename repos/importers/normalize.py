@@ -1,7 +1,7 @@
 """Mapping the v1 and v2 shapes of OCL export JSON onto our model fields.
 
 Metadata becomes a :class:`RepoPlan` (who owns what, which version); each item becomes one flat
-tuple in the column order of the staging tables (:data:`CONCEPT_FIELDS`, :data:`MAPPING_FIELDS`),
+tuple in the column order of the staging tables (``fields`` of :mod:`repos.representation.items`),
 so the hot path builds no model instances. Names, descriptions and extras go through the
 representation's canonical writers, the one shape the export emits verbatim.
 """
@@ -31,22 +31,8 @@ OWNER_TYPES = {"orgs": "Organization", "users": "User", "Organization": "Organiz
 PUBLIC_ACCESS = {value for value, _ in PUBLIC_ACCESS_CHOICES}
 REPO_URL = re.compile(r"^/(orgs|users)/([^/]+)/(sources|collections)/([^/]+)/")
 
+
 # Model fields in staging order; ``checksum`` is last and digests the content fields before it.
-CONCEPT_FIELDS = (
-    "mnemonic", "uuid", "external_id", "concept_class", "datatype", "display_name", "display_locale",
-    "names", "descriptions", "extras", "retired", "retire_reason", "created_on", "updated_on",
-    "version_created_on", "version_created_by", "update_comment", "is_latest_version",
-    "previous_version_uuid", "checksum",
-)  # fmt: skip
-MAPPING_FIELDS = (
-    "mnemonic", "uuid", "external_id", "retired", "retire_reason", "map_type", "from_concept_code",
-    "from_concept_name", "from_concept_url", "to_concept_code", "to_concept_name", "to_concept_url",
-    "from_source_owner", "from_source_owner_type", "from_source_url", "from_source_name", "to_source_owner",
-    "to_source_owner_type", "to_source_url", "to_source_name", "sort_weight", "extras", "update_comment",
-    "created_on", "updated_on", "created_by", "updated_by", "is_latest_version", "checksum",
-)  # fmt: skip
-
-
 @dataclass
 class RepoPlan:
     """What the file's metadata says: the owner, the repository and the version to write."""
@@ -199,7 +185,7 @@ def _url_from_parts(owner_type: str | None, owner: str | None, source: str | Non
 
 
 def concept_row(item: dict[str, Any]) -> tuple:
-    """One concept in :data:`CONCEPT_FIELDS` order (raises KeyError without an ``id``)."""
+    """One concept in ``CONCEPTS.fields`` order (raises KeyError without an ``id``)."""
     get = item.get
     mnemonic = str(item["id"])
     uuid = text(get("version") or get("uuid")) or None
@@ -245,7 +231,7 @@ def concept_row(item: dict[str, Any]) -> tuple:
 
 
 def mapping_row(item: dict[str, Any]) -> tuple:
-    """One mapping in :data:`MAPPING_FIELDS` order; v1's created_at/updated_at and missing uuid handled."""
+    """One mapping in ``MAPPINGS.fields`` order; v1's created_at/updated_at and missing uuid handled."""
     get = item.get
     item_id = str(item["id"])
     url = get("url")

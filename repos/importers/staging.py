@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import datetime
 from queue import Queue
 from typing import Any
@@ -18,8 +17,7 @@ from typing import Any
 from django.db import connection
 from psycopg.copy import QueuedLibpqWriter
 
-from repos.importers.normalize import CONCEPT_FIELDS, MAPPING_FIELDS
-from repos.models import ConceptVersion, MappingVersion
+from repos.representation.items import ItemKind
 
 BOOLEAN_FIELDS = {"retired", "is_latest_version"}
 TIME_FIELDS = {"created_on", "updated_on", "version_created_on"}
@@ -41,41 +39,6 @@ class CopyQueueWriter(QueuedLibpqWriter):
         self._queue = Queue(maxsize=self.BLOCKS)
 
 
-@dataclass(frozen=True)
-class Kind:
-    """Concepts or mappings: where their rows, staging rows and memberships live."""
-
-    key: str
-    table: str
-    staging: str
-    membership: str
-    member_column: str
-    fields: tuple[str, ...]
-
-    @property
-    def staged_columns(self) -> tuple[str, ...]:
-        return ("ord", "source_id", *self.fields)
-
-
-CONCEPTS = Kind(
-    "concepts",
-    ConceptVersion._meta.db_table,
-    "import_staged_concepts",
-    "repos_version_concepts",
-    "conceptversion_id",
-    CONCEPT_FIELDS,
-)
-MAPPINGS = Kind(
-    "mappings",
-    MappingVersion._meta.db_table,
-    "import_staged_mappings",
-    "repos_version_mappings",
-    "mappingversion_id",
-    MAPPING_FIELDS,
-)
-KINDS = {"concepts": CONCEPTS, "mappings": MAPPINGS}
-
-
 def column_type(name: str) -> str:
     if name in BOOLEAN_FIELDS:
         return "boolean"
@@ -90,7 +53,7 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def create_staging(kind: Kind) -> None:
+def create_staging(kind: ItemKind) -> None:
     columns = ", ".join(f"{name} {column_type(name)}" for name in kind.fields)
     # Temporary tables are private to this connection and skip the WAL; ON COMMIT DROP (PostgreSQL)
     # also cleans up after a failed import, since the whole import is one transaction.
@@ -103,7 +66,7 @@ def create_staging(kind: Kind) -> None:
         )
 
 
-def index_staging(kind: Kind) -> None:
+def index_staging(kind: ItemKind) -> None:
     """After the load: the merge joins the staged rows with the real ones by (source, mnemonic)."""
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE INDEX {kind.staging}_item ON {kind.staging} (source_id, mnemonic)")
@@ -112,7 +75,7 @@ def index_staging(kind: Kind) -> None:
             cursor.execute(f"ANALYZE {kind.staging}")
 
 
-def drop_staging(kind: Kind) -> None:
+def drop_staging(kind: ItemKind) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {kind.staging}")
 
@@ -128,23 +91,23 @@ class RowWriter:
     def __init__(self, direct: bool, keep_open: bool) -> None:
         self.direct = direct
         self.keep_open = keep_open and is_postgres()
-        self.open_kind: Kind | None = None
+        self.open_kind: ItemKind | None = None
         self.stack = ExitStack()
         self.copy: Any = None
         # What a direct load wrote, per kind: a first import's figures, without reading rows back.
         self.written: dict[str, int] = {}
         self.newest: dict[str, datetime] = {}
 
-    def columns(self, kind: Kind) -> tuple[str, ...]:
+    def columns(self, kind: ItemKind) -> tuple[str, ...]:
         # direct rows carry their rendering (json_head, json_tail) after the fields
         return (
             ("source_id", *kind.fields, "json_head", "json_tail", "json_size") if self.direct else kind.staged_columns
         )
 
-    def table(self, kind: Kind) -> str:
+    def table(self, kind: ItemKind) -> str:
         return kind.table if self.direct else kind.staging
 
-    def write(self, kind: Kind, rows: Sequence[tuple]) -> None:
+    def write(self, kind: ItemKind, rows: Sequence[tuple]) -> None:
         """Rows as ``(ord, source_id, *fields)``."""
         if not rows:
             return
@@ -176,7 +139,7 @@ class RowWriter:
         if not self.keep_open:
             self.close()
 
-    def _track(self, kind: Kind, rows: Sequence[tuple]) -> None:
+    def _track(self, kind: ItemKind, rows: Sequence[tuple]) -> None:
         position = 2 + kind.fields.index("updated_on")  # rows are (ord, source_id, *fields, ...)
         self.written[kind.key] = self.written.get(kind.key, 0) + len(rows)
         newest = max(row[position] for row in rows)

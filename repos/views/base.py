@@ -26,7 +26,8 @@ from rest_framework.views import APIView
 from read_cache.middleware import keep
 from repos.models import RepositoryVersion
 from repos.params import ItemQuery
-from repos.representation.shapes import CONCEPTS, MAPPINGS, ItemKind, count_items, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, count_items
 from repos.views.streaming import body_response
 
 

@@ -18,7 +18,8 @@ from rest_framework.request import Request
 
 from repos.models import HEAD, RepositoryVersion
 from repos.params import ItemQuery, parse_item_query
-from repos.representation.shapes import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_item_chunks
+from repos.representation.body import iter_item_chunks
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes
 from repos.views.base import ReadAPIView, list_headers
 from repos.views.lookup import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.views.streaming import body_response, wants_zip

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from repos.joined_rows import Part, fetch_all, fetch_first, select_list
 from repos.models import HEAD, LATEST, ConceptVersion, MappingVersion, Organization, Repository, RepositoryVersion
-from repos.representation.shapes import CONCEPTS, MAPPINGS, ItemKind, item_sql, member_bytes, rendered_text
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, member_bytes, rendered_text
 
 ORGS = "orgs"
 USERS = "users"

@@ -15,7 +15,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
 from foundation.archive import MEMBER, iter_zip
-from repos.representation.shapes import dumps
+from repos.representation.encoding import dumps
 
 JSON = "application/json"
 ZIP = "application/zip"

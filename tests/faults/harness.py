@@ -30,7 +30,7 @@ EXPORT = "/orgs/CIEL/sources/CIEL/v1/export/"
 CONCEPTS = 24_000
 BIG_VERSION = (
     "from repos.models import Organization\n"
-    "from repos.representation.shapes import render_all_pending\n"
+    "from repos.representation.rendering import render_all_pending\n"
     "from tests.export_support import big_version\n"
     f"big_version(Organization.objects.get(mnemonic='CIEL'), {CONCEPTS})\n"
     "render_all_pending()\n"

@@ -21,7 +21,9 @@ from mirror.sync import sync
 from repos.importers import import_file
 from repos.importers.versions import create_version
 from repos.models import Repository, RepositoryVersion
-from repos.representation.shapes import EVERYTHING, repository_dict, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import EVERYTHING
+from repos.representation.shapes import repository_dict
 from tests.mirror.scripted import Answer, Script, scripted_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -1,0 +1,87 @@
+"""The write path: each item's JSON rendered once and stored with its row.
+
+Items are immutable but for ``is_latest_version``, so the rendering is stored in two halves
+around that value (``json_head``, ``json_tail``) and its byte size; exports and reads then send
+stored text instead of building each item again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import orjson
+from django.db import connection, transaction
+
+from repos.representation.encoding import DUMPS_OPTIONS
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, full_rows
+from repos.representation.shapes import SourceInfo, SourceInfoCache
+
+# A byte that orjson never writes inside JSON text (it escapes control characters), used to
+# split an item's rendering around its one mutable value.
+_LATEST_MARK = orjson.Fragment(b"\x00")
+
+
+def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str, int]:
+    """An item's stored rendering: its JSON text before and after the value of is_latest_version,
+    and their length in bytes. ``row`` is in ``kind.columns`` order (the importer passes rows it is
+    about to write)."""
+    item = kind.build(row, sources)
+    item["is_latest_version"] = _LATEST_MARK
+    rendered = orjson.dumps(item, option=DUMPS_OPTIONS)
+    head, tail = rendered.split(b"\x00")
+    return head.decode(), tail.decode(), len(rendered) - 1
+
+
+def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:
+    """Store the rendered JSON of every row of ``kind`` that has none yet; returns the count.
+
+    Items are immutable but for ``is_latest_version``, so writers (the importer, version
+    snapshots, tests' factories) call this once after writing rows, and exports then stream
+    stored text instead of building each item again: this is what keeps an export near the cost
+    of reading its rows.
+    """
+    done = 0
+    last_id = 0
+    sources = SourceInfoCache()
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {kind.table} WHERE json_head IS NULL AND id > %s ORDER BY id LIMIT %s",
+                [last_id, batch_size],
+            )
+            pks = [row[0] for row in cursor.fetchall()]
+        if not pks:
+            return done
+        updates = [(*render_parts(kind, row, sources), row[0]) for row in full_rows(kind, pks)]
+        _store_renderings(kind, updates)
+        done += len(updates)
+        last_id = pks[-1]
+        if on_batch is not None:
+            on_batch(len(updates))  # a sign of life for whoever waits (an export's heartbeat)
+
+
+def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, int]]) -> None:
+    """Write ``(head, tail, size, id)`` rows: COPY and one UPDATE on PostgreSQL, else row by row."""
+    # atomic: the temporary table lives until the end of this transaction, even in autocommit
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                f"UPDATE {kind.table} SET json_head = %s, json_tail = %s, json_size = %s WHERE id = %s", updates
+            )
+            return
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS rendered_items "
+            "(json_head text, json_tail text, json_size integer, id bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY rendered_items FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {kind.table} AS i SET json_head = r.json_head, json_tail = r.json_tail, json_size = r.json_size "
+            "FROM rendered_items AS r WHERE i.id = r.id"
+        )
+        cursor.execute("TRUNCATE rendered_items")
+
+
+def render_all_pending(on_batch: Callable[[int], None] | None = None) -> int:
+    return render_pending(CONCEPTS, on_batch=on_batch) + render_pending(MAPPINGS, on_batch=on_batch)
