@@ -15,8 +15,7 @@ from rest_framework.request import Request
 
 from foundation.archive import FORMATS
 from repos.joined_rows import Part, fetch_first, select_list
-from repos.models import HEAD, LATEST, Repository, RepositoryVersion
-from repos.views.lookup import (
+from repos.lookups import (
     ORG,
     OWNER_CLAUSES,
     REPO,
@@ -26,6 +25,7 @@ from repos.views.lookup import (
     repository_params,
     with_owner,
 )
+from repos.models import HEAD, LATEST, Repository, RepositoryVersion
 
 from .models import Export, ExportState
 

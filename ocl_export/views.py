@@ -24,10 +24,10 @@ from foundation.archive import FORMATS, content_type
 from foundation.errors import Conflict, ServiceUnavailable
 from read_cache.middleware import keep
 from read_cache.store import get_store
+from repos.lookups import get_repository, get_version
 from repos.models import HEAD, RepositoryVersion
 from repos.representation.encoding import iso
 from repos.views.base import JSONWhateverAccept
-from repos.views.lookup import get_repository, get_version
 
 from .export_lookup import completed_export, export_with_repository
 from .jobs import is_out_of_date, queue_export

@@ -16,12 +16,12 @@ from typing import Any
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
+from repos.lookups import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.models import HEAD, RepositoryVersion
 from repos.params import ItemQuery, parse_item_query
 from repos.representation.body import iter_item_chunks
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes
 from repos.views.base import ReadAPIView, list_headers
-from repos.views.lookup import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.views.streaming import body_response, wants_zip
 
 

@@ -7,11 +7,11 @@ from typing import Any
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
+from repos.lookups import get_owner, get_repository, visible_repositories
 from repos.params import parse_item_query
 from repos.representation.encoding import dumps
 from repos.representation.shapes import repository_dict
 from repos.views.base import ReadAPIView, version_response
-from repos.views.lookup import get_owner, get_repository, visible_repositories
 from repos.views.streaming import body_response, json_response, wants_zip
 
 

@@ -13,12 +13,12 @@ from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, Permis
 from rest_framework.request import Request
 
 from foundation.errors import Conflict
+from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
 from repos.params import parse_bool, parse_item_query
 from repos.representation.shapes import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
-from repos.views.lookup import attach, get_repository, get_repository_version, get_version, with_head
 from repos.views.streaming import json_response, wants_zip
 
 # Names that the URLs under a repository already use, so a version called so could never be read.

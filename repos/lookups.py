@@ -1,7 +1,9 @@
 """From URL kwargs to owner, repository, version and item rows, with visibility applied.
 
-Everything the caller may not see is a 404 with the same wording as something that does not
-exist, so a private repository's name cannot be probed.
+The one place that finds repositories and versions from a URL: the read API's views use it, and
+so do the apps above that join their own rows to a repository (the owner clauses and SQL
+fragments here). Everything the caller may not see is a 404 with the same wording as something
+that does not exist, so a private repository's name cannot be probed.
 """
 
 from __future__ import annotations
