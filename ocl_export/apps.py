@@ -5,6 +5,10 @@ from django.db.models.signals import post_delete
 class OclExportConfig(AppConfig):
     name = "ocl_export"
     verbose_name = "Repository version exports"
+    # A GET of an export and its status link are kept by read_cache until these rows change; the
+    # used Location tokens are not watched (a redemption is never kept).
+    read_cache_watch = True
+    read_cache_unwatched = ("redeemedlocation",)
 
     def ready(self) -> None:
         # Imported here because models and jobs need the app registry ready.

@@ -96,6 +96,20 @@ def test_every_table_cached_answers_are_made_of_has_the_trigger():
     assert set(tables) <= triggered
 
 
+def test_the_apps_that_own_the_tables_declare_them_watched(monkeypatch):
+    from django.apps import apps
+
+    subscriptions = apps.get_model("mirror", "subscription")._meta.db_table
+    assert subscriptions not in watched_tables()  # mirror declares nothing: not watched
+    repos = apps.get_app_config("repos")
+    monkeypatch.setattr(repos, "read_cache_unwatched", ("organization",), raising=False)
+    tables = watched_tables()
+    assert "repos_organization" not in tables and "repos_repository" in tables
+    monkeypatch.setattr(repos, "read_cache_watch", False)
+    assert not any(table.startswith("repos_") for table in watched_tables())
+    assert "ocl_export_export" in watched_tables()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_change_is_notified_once_per_statement_and_only_when_it_commits():
     import psycopg
