@@ -56,10 +56,12 @@ class ItemKind:
     staging: str  # the temporary table an import streams rows into (repos.importers.staging)
     fields: tuple[str, ...]
     build: Callable[[tuple, SourceInfoCache], dict[str, Any]]
-    columns: tuple[str, ...] = field(init=False)  # what the representation reads: id, source, fields but the checksum
+    columns: tuple[str, ...] = field(init=False)  # what the representation reads, in this order
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "columns", ("id", "source_id", *self.fields[:-1]))
+        # the row's id and source, then what the import wrote but the checksum (no part of the JSON)
+        fields = tuple(name for name in self.fields if name != "checksum")
+        object.__setattr__(self, "columns", ("id", "source_id", *fields))
 
     @property
     def staged_columns(self) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ EVERYTHING = ItemFilter(include_concepts=True, include_mappings=True, include_re
 
 
 def where_clause(kind: ItemKind, version_id: int, item_filter: ItemFilter) -> tuple[str, list[Any]]:
+    """The condition (on membership ``m`` and item ``i``) and its parameters for a version's items."""
     clauses = ["m.repositoryversion_id = %s"]
     params: list[Any] = [version_id]
     if not item_filter.include_retired:
