@@ -34,11 +34,11 @@ if metrics_bind and metrics_bind not in bind:
 # stays cheap"): 2 x 4 answered at p99 29-48 ms where 4 x 4 took 45-65 ms and 2 x 8 44-49 ms.
 workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
 # gthread, except that a worker holding its share of connections lets another accept the next
-# (ocl_export/balanced_worker.py: opened together, a client's connections often all went to one),
+# (serving/balanced_worker.py: opened together, a client's connections often all went to one),
 # and that a client that stops reading the answer (or sending the request) for
 # GUNICORN_CLIENT_TIMEOUT seconds (60) is dropped instead of holding a thread for good
-# (ocl_export/web_worker.py).
-worker_class = "ocl_export.web_worker.WebWorker"
+# (serving/web_worker.py).
+worker_class = "serving.web_worker.WebWorker"
 threads = _int("GUNICORN_THREADS", 4)
 
 # Seconds a worker may go without heartbeating before the arbiter kills it (not a request limit
@@ -68,15 +68,15 @@ else:
 accesslog = "-"
 errorlog = "-"
 # gunicorn's logger, except that a file sent with sendfile() counts its bytes (it logged 0).
-logger_class = "ocl_export.access_log.AccessLogger"
+logger_class = "serving.access_log.AccessLogger"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 if os.environ.get("LOG_FORMAT") == "json":
     # gunicorn's own lines, access lines included, as JSON objects like the application's
-    # (ocl_export/logs.py takes the access line's fields from its atoms, not from a format string).
+    # (observability/logs.py takes the access line's fields from its atoms, not from a format string).
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "ocl_export.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "observability.logs.JsonFormatter"}},
         "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
         "root": {"handlers": ["stdout"], "level": loglevel.upper()},
         "loggers": {
@@ -97,6 +97,6 @@ def child_exit(server: object, worker: object) -> None:
         # is off), and only this hook needs these.
         from prometheus_client import multiprocess
 
-        from ocl_export.metrics import process_identity
+        from observability.metrics import process_identity
 
         multiprocess.mark_process_dead(process_identity(worker.pid))  # type: ignore[attr-defined]

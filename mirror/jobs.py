@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from rq.registry import ScheduledJobRegistry
 
-from ocl_export.queue import FAILURE_TTL, RESULT_TTL, export_queue
+from jobqueue.queue import FAILURE_TTL, RESULT_TTL, work_queue
 
 from .models import Subscription
 from .sync import sync
@@ -43,7 +43,7 @@ def run_subscription(subscription_id: int) -> dict:
 
 def waiting_jobs(subscription_id: int) -> list[str]:
     """Ids of this subscription's runs scheduled or queued, not yet started."""
-    queue = export_queue()
+    queue = work_queue()
     prefix = job_prefix(subscription_id)
     ids = ScheduledJobRegistry(queue=queue).get_job_ids() + queue.get_job_ids()
     return [job_id for job_id in ids if job_id.startswith(prefix)]
@@ -55,7 +55,7 @@ def schedule(subscription: Subscription, delay: int | None = None) -> str | None
         return None
     delay = subscription.interval if delay is None else delay
     job_id = f"{job_prefix(subscription.pk)}{time.time_ns()}"
-    export_queue().enqueue_in(
+    work_queue().enqueue_in(
         timedelta(seconds=delay),
         JOB_FUNCTION,
         subscription.pk,
@@ -71,7 +71,7 @@ def schedule(subscription: Subscription, delay: int | None = None) -> str | None
 
 def unschedule(subscription_id: int) -> int:
     """Cancel the subscription's waiting runs; how many there were."""
-    queue = export_queue()
+    queue = work_queue()
     found = waiting_jobs(subscription_id)
     for job_id in found:
         job = queue.fetch_job(job_id)

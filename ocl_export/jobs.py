@@ -25,10 +25,10 @@ from rq import get_current_job
 
 from foundation.archive import archive_file_name
 from foundation.errors import Conflict, ServiceUnavailable
+from observability import metrics
 from repos.models import RepositoryVersion
 from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
-from . import metrics
 from .models import ACTIVE_STATES, Export, ExportState
 from .produce import produce_archive
 from .queue import enqueue_export_job

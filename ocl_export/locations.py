@@ -25,10 +25,10 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from foundation.errors import Gone
+from observability import metrics
+from serving.public_urls import absolute_url
 
-from . import metrics
 from .models import Export, ExportState, RedeemedLocation
-from .public_urls import absolute_url
 
 SALT = "ocl_export.locations.download"
 DOWNLOAD_ROUTE = "export-download"

@@ -1,8 +1,6 @@
 """The OpenAPI description of the service: every status, body and header each operation answers.
 
-drf-spectacular reads serializers, and these views have none (the hot paths build bytes), so it
-documented a 200 of unknown shape for every operation and logged a warning per view on every
-request for the schema. Here one schema class answers from the tables below instead: the body and
+The schema class (``observability.openapi.TableSchema``) answers from the tables below: the body and
 headers of each status of each operation, plus the errors any operation may give (``errors``
 lists who answers what). The export resource's statuses come from both answer profiles of
 :mod:`ocl_export.profiles`, so the description follows the table the views answer from.
@@ -12,29 +10,27 @@ Views are named by class, not imported: the mirror app and the read API sit besi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter
+
+from observability.openapi import (
+    NULLABLE_INTEGER,
+    NULLABLE_STRING,
+    RETRY_AFTER,
+    STRING,
+    Answer,
+    Operation,
+    Schema,
+    TableSchema,
+    error,
+    header,
+    loose,
+    query,
+    ref,
+)
 
 from .profiles import V1_ANSWERS, V2_ANSWERS, Reply
-
-Schema = dict[str, Any]
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def loose(description: str, **properties: Schema) -> Schema:
-    """An object with the named properties and possibly more (the OCL JSON carries many)."""
-    return {"type": "object", "description": description, "properties": properties, "additionalProperties": True}
-
-
-STRING = {"type": "string"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
-NULLABLE_INTEGER = {"type": "integer", "nullable": True}
 
 COMPONENTS: dict[str, Schema] = {
     "Error": {
@@ -100,12 +96,7 @@ COMPONENTS: dict[str, Schema] = {
 # --- headers ------------------------------------------------------------------------------------
 
 
-def header(description: str, schema: Schema = STRING) -> Schema:
-    return {"description": description, "schema": schema}
-
-
 NO_STORE = header("no-cache, no-store, must-revalidate: a Location is good once")
-RETRY_AFTER = header("Seconds to wait before asking again", {"type": "integer"})
 STATUS_LINK = header('<.../exports/jobs/:id/>; rel="status": the job to follow')
 LOCATION_HEADERS = {
     "Location": header("Where to go next: a one-use download link, or the archive itself"),
@@ -141,18 +132,6 @@ VERSION_PAGE_HEADERS = {
 
 
 # --- answers ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    description: str
-    body: Schema | None = None
-    headers: dict[str, Schema] = field(default_factory=dict)
-    media: tuple[str, ...] = ("application/json",)
-
-
-def error(description: str, headers: dict[str, Schema] | None = None) -> Answer:
-    return Answer(description, ref("Error"), headers or {})
 
 
 ZIPPED_READ = ("application/json", "application/zip")
@@ -196,10 +175,6 @@ def export_answers(method: str) -> dict[int, Answer]:
 # --- parameters ---------------------------------------------------------------------------------
 
 
-def query(name: str, schema: Schema, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, location=OpenApiParameter.QUERY, required=False, description=description, type=schema)
-
-
 BOOLEAN = {"type": "boolean"}
 COUNT_PARAM = {"type": "integer", "minimum": 0, "maximum": 2**53}
 ITEM_FILTERS = [
@@ -232,13 +207,6 @@ WAIT = query("wait", {"type": "number"}, "Hold the answer up to this many second
 PATH_ENUMS = {
     "repo_type": ["sources", "collections"],
 }
-
-
-@dataclass(frozen=True)
-class Operation:
-    answers: dict[int, Answer]
-    parameters: list[OpenApiParameter] = field(default_factory=list)
-    request: Schema | None = None
 
 
 READ = {401: BAD_TOKEN}
@@ -307,53 +275,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: Answer("The subscription", ref("Subscription")), 401: BAD_TOKEN, 403: FORBIDDEN}
     ),
 }
-UNDESCRIBED = Operation({200: Answer("OK", {"type": "object", "additionalProperties": True})})
 
 
-class ServiceSchema(AutoSchema):
-    """AutoSchema answering from OPERATIONS: no serializer guessing, so no warnings."""
+class ServiceSchema(TableSchema):
+    """The service's operations, from the tables above."""
 
-    def get_operation_id(self) -> str:
-        """From the method and the whole path: the views serve several paths each."""
-        words = [part.strip("{}") for part in self.path.split("/") if part]
-        suffix = "" if self.path.endswith("/") or "." in self.path else "_noslash"
-        return "_".join([self.method.lower(), *words]).replace("-", "_").replace(".", "_") + suffix
-
-    def operation(self) -> Operation:
-        return OPERATIONS.get((type(self.view).__name__, self.method), UNDESCRIBED)
-
-    def answers(self) -> dict[int, Answer]:
-        answers = dict(COMMON)
-        answers.update(self.operation().answers)
-        return dict(sorted(answers.items()))
-
-    def get_request_serializer(self) -> Any:
-        request = self.operation().request
-        return {"application/json": request} if request is not None else None
-
-    def get_response_serializers(self) -> Any:
-        # one entry per status: _get_response_for_code below writes the body of every media type
-        return {status: OpenApiResponse(description=answer.description) for status, answer in self.answers().items()}
-
-    def _get_response_for_code(
-        self, serializer: Any, status_code: str, media_types: Any = None, direction: str = "response"
-    ) -> Schema:
-        answer = self.answers()[int(status_code)]
-        response: Schema = {"description": answer.description}
-        if answer.headers:
-            response["headers"] = answer.headers
-        if answer.body is not None:
-            response["content"] = {media: {"schema": answer.body} for media in answer.media}
-        return response
-
-    def get_override_parameters(self) -> list[OpenApiParameter]:
-        parameters = list(self.operation().parameters)
-        owner_kind = ["orgs", "users"] if "{owner}" in self.path else ["user"]
-        enums = {**PATH_ENUMS, "owner_kind": owner_kind}
-        for name, values in enums.items():
-            if f"{{{name}}}" in self.path:
-                parameters.append(OpenApiParameter(name, location=OpenApiParameter.PATH, enum=values, type=str))
-        return parameters
+    operations = OPERATIONS
+    common = COMMON
+    path_enums = PATH_ENUMS
 
 
 def add_components(result: Schema, generator: Any, request: Any, public: bool) -> Schema:

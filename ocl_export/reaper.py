@@ -18,10 +18,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from foundation.errors import ServiceUnavailable
+from jobqueue.queue import MISSING, is_dead, job_status, stop_job
+from observability import metrics
 
-from . import metrics
 from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
-from .queue import MISSING, enqueue_export_job, is_dead, job_status, stop_job
+from .queue import enqueue_export_job
 from .storage import ExportStorage, StorageError, get_storage
 
 logger = logging.getLogger(__name__)

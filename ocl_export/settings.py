@@ -120,11 +120,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # outermost: whatever answers a HEAD, its body is dropped here (headers kept)
-    "ocl_export.head_requests.HeadWithoutBodyMiddleware",
+    "serving.head_requests.HeadWithoutBodyMiddleware",
     # then the request id and the request metrics, which cover everything below
     "operations.middleware.RequestMiddleware",
     # then: a NUL in the path or query would make any database lookup fail with a 500
-    "ocl_export.request_guard.RejectNulMiddleware",
+    "serving.request_guard.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     # innermost: an answer kept from an earlier request skips resolution and the view
@@ -181,7 +181,7 @@ USE_I18N = False
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["ocl_export.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["serving.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["read_cache.authentication.KeptTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": None,
@@ -209,7 +209,7 @@ RQ_QUEUES = {
 }
 # How long a dead Redis may make a request wait before POST answers 503.
 REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT", 2, 1)
-# Work horses write their metrics under their worker's name (see ocl_export/worker.py).
+# Work horses write their metrics under their worker's name (see jobqueue/worker.py).
 RQ = {"WORKER_CLASS": "ocl_export.worker.ExportWorker"}
 
 # --- Exports --------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "ocl_export.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "observability.logs.JsonFormatter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}
     },

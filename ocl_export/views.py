@@ -28,13 +28,13 @@ from repos.lookups import get_repository, get_version
 from repos.models import HEAD, RepositoryVersion
 from repos.representation.encoding import iso
 from repos.views.base import JSONWhateverAccept
+from serving.public_urls import absolute_url
 
 from .export_lookup import completed_export, export_with_repository
 from .jobs import is_out_of_date, queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
 from .profiles import Reply, Situation, current_profile
-from .public_urls import absolute_url
 from .reaper import check_export, fail_if_archive_missing
 from .storage import StorageError, content_disposition, get_storage
 

@@ -1,209 +1,30 @@
-"""The RQ worker class the export workers run (``RQ["WORKER_CLASS"]`` in the settings;
-``deploy/worker.sh`` starts it): rq's forking worker, made to leave nothing running behind it, to
-recover from a dead work horse at once, and to tell what it does.
+"""The worker class the service's RQ workers run (``RQ["WORKER_CLASS"]`` in the settings): the
+shared worker of ``jobqueue.worker``, told what a dead work horse means to an export row.
 
-Every log line written while a job runs, by the worker about it or by the work horse running it,
-carries the job id and the export id (``ocl_export.logs``). Each work horse writes its metrics under
-its worker's name: a horse is forked per job, so under its own pid every job would leave a new set
-of metric files behind in ``PROMETHEUS_MULTIPROC_DIR`` (thousands a day); a worker's horses run one
-at a time, so they can share one.
-
-RQ forks a work horse per job and puts it in a process group of its own, so a supervisor that
-stops the worker's group, or kills the worker, used to leave the horse running: still exporting,
-still heartbeating, holding a database backend. Here:
-
-- every child of the worker (the horse, the scheduler) is killed by the kernel when the worker
-  dies (Linux ``PR_SET_PDEATHSIG``), and the worker itself stops when its own parent dies
-  (``deploy/worker.sh``, which restarts it);
-- SIGTERM/SIGINT stop the job in hand at once instead of waiting for it to end (an export may
-  take hours); the job is retried, by this worker once it is back or by another;
-- when a horse dies, however it died, RQ's parent knows at once: the export row is handed back
-  (pending, for RQ's retry) or failed right then, instead of after the heartbeat goes stale;
-- a Redis outage while a job runs does not end the worker (the horse goes on; the job's Redis
-  heartbeat resumes when Redis does);
-- the scheduler (delayed retries need it) is looked after every MAINTENANCE_INTERVAL seconds
-  instead of RQ's ten minutes: restarted when an outage ended it, and taken over at once from a
-  dead worker on this machine instead of after its lock expires.
+When a horse dies, however it died, the export row is handed back at once (pending, for RQ's retry)
+or failed right then, instead of after the heartbeat goes stale.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
-import socket
-import sys
-from typing import Any
 
-import redis
-from django.db import DatabaseError, connection
-from rq import Queue, Worker
+from django.db import DatabaseError
 from rq.job import Job
-from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
-from rq.scripts import release_lock
-from rq.utils import now, utcparse
 
-from . import logs, metrics
+from jobqueue.worker import ServiceWorker
+
 from .jobs import record_horse_death
 from .queue import JOB_FUNCTION
 
 logger = logging.getLogger(__name__)
 
-# Seconds between RQ's maintenance rounds (registry cleaning, restarting a dead scheduler, taking
-# over the scheduler lock of a worker that died). RQ's default is 600.
-MAINTENANCE_INTERVAL = 15
-PR_SET_PDEATHSIG = 1
-# Seconds without a beat after which a scheduler holding the lock counts as dead (it beats every
-# second; its lock would otherwise stand for a minute).
-SCHEDULER_SILENCE = 15
 
-
-def die_with_parent(sig: int) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies (Linux; a no-op elsewhere).
-    Exits at once when the parent is already gone (it died between the fork and this call)."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except (OSError, AttributeError):
-        logger.warning("could not ask to die with the parent process", exc_info=True)
-        return
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-_forking_pid = 0
-
-
-def _note_forking_pid() -> None:
-    global _forking_pid
-    _forking_pid = os.getpid()
-
-
-def _child_dies_with_worker() -> None:
-    if _forking_pid and os.getppid() != _forking_pid:
-        os._exit(1)
-    die_with_parent(signal.SIGKILL)
-
-
-_fork_hooks_installed = False
-
-
-def install_fork_hooks() -> None:
-    global _fork_hooks_installed
-    if not _fork_hooks_installed:
-        os.register_at_fork(before=_note_forking_pid, after_in_child=_child_dies_with_worker)
-        _fork_hooks_installed = True
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def scheduler_is_dead(info: dict[str, str]) -> bool:
-    """From a scheduler's hash in Redis (empty: it has not registered yet, so it may be starting)."""
-    if not info:
-        return False
-    pid = int(info.get("pid") or 0)
-    if info.get("hostname") == socket.gethostname() and pid > 0 and not process_exists(pid):
-        return True
-    beat = info.get("last_heartbeat")
-    return bool(beat) and (now() - utcparse(beat)).total_seconds() > SCHEDULER_SILENCE
-
-
-def process_exists(pid: int) -> bool:
-    """A running process (a zombie is not: a killed scheduler whose parent died with it may wait
-    long for an init that reaps slowly, still answering signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-class ExportWorker(Worker):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
-        super().__init__(*args, **kwargs)
-
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        token = logs.running_job.set(logs.job_fields(job))  # the horse forks with it set
-        try:
-            super().execute_job(job, queue)
-        finally:
-            logs.running_job.reset(token)
-
-    def main_work_horse(self, job: Job, queue: Queue) -> None:
-        metrics.name_process(f"rq-{self.name}")
-        super().main_work_horse(job, queue)
-
-    def work(self, *args: Any, **kwargs: Any) -> bool:
-        install_fork_hooks()
-        if os.getppid() != 1:
-            die_with_parent(signal.SIGTERM)  # a supervisor that dies takes its worker along
-        return super().work(*args, **kwargs)
-
-    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
-        self.release_dead_scheduler_locks()
-        super()._start_scheduler(*args, **kwargs)
-
-    def run_maintenance_tasks(self) -> None:
-        self.release_dead_scheduler_locks()
-        super().run_maintenance_tasks()
-
-    def release_dead_scheduler_locks(self) -> None:
-        """A killed worker's scheduler lock outlives it by a minute (its TTL), during which no
-        scheduler runs and delayed retries wait. A lock is released at once when its holder is
-        dead: it ran on this machine under a pid that no longer exists, or it has not beaten for
-        SCHEDULER_SILENCE seconds (it beats every second), so a restarted worker takes it over."""
-        try:
-            for queue in self.queues:
-                lock = RQScheduler.get_locking_key(queue.name)
-                holder = self.connection.get(lock)
-                if holder is None:
-                    continue
-                holder = _text(holder)
-                info = {_text(k): _text(v) for k, v in self.connection.hgetall(SCHEDULER_KEY_TEMPLATE % holder).items()}
-                if scheduler_is_dead(info) and release_lock(self.connection, lock, holder):
-                    self.log.info("Worker %s: released the scheduler lock of dead scheduler %s", self.name, holder)
-        except redis.RedisError as exc:
-            self.log.warning("Worker %s: could not check the scheduler lock: %s", self.name, exc)
-
-    def request_stop(self, signum: int, frame: Any) -> None:
-        """SIGTERM/SIGINT: stop the job in hand now (it is retried), then stop."""
-        if self.horse_pid:
-            self.log.warning(
-                "Worker %s: stopping; killing work horse %s (its job is retried)", self.name, self.horse_pid
-            )
-            self.kill_horse()
-        super().request_stop(signum, frame)
-
-    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
-        """RQ calls this in the worker when a horse died without recording an outcome (killed by a
-        signal, by the OOM killer, by a stop request): tell the export row at once."""
+class ExportWorker(ServiceWorker):
+    def horse_died(self, job: Job, how: str) -> None:
         if job.func_name != JOB_FUNCTION or not job.args:
             return
-        how = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
         try:
             record_horse_death(int(job.args[0]), job.id, f"The work horse died ({how})", retrying=job.should_retry)
         except DatabaseError:
             logger.warning("export job %s: could not record the death of its work horse", job.id, exc_info=True)
-        finally:
-            # The next horse is forked from this process: it must not inherit an open connection.
-            connection.close()
-
-    def maintain_heartbeats(self, job: Job, execution: Any) -> None:
-        try:
-            super().maintain_heartbeats(job, execution)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # The horse works on without Redis; the export row's heartbeat is in the database.
-            self.log.warning("Worker %s: Redis unreachable while job %s runs: %s", self.name, job.id, exc)

@@ -3,7 +3,7 @@
 The id is the caller's ``X-Request-ID`` when it sends a sane one (a proxy's or a client's, so
 one id follows a request across services), otherwise a new one; it is returned in the response's
 ``X-Request-ID`` and carried by every log line written while the request is answered. The count
-and latency go to ``ocl_export.metrics`` under the URL pattern's name, never the raw path: paths
+and latency go to ``observability.metrics`` under the URL pattern's name, never the raw path: paths
 hold repository and concept ids, which would make a new time series per item.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from ocl_export import metrics
-from ocl_export.logs import request_id
+from observability import metrics
+from observability.logs import request_id
 
 HEADER = "X-Request-ID"
 SANE_ID = re.compile(r"[!-~]{1,200}")  # printable ASCII, no spaces: safe in a header and a log field

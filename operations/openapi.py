@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocl_export.openapi import RETRY_AFTER, STRING, Schema, header, ref
+from observability.openapi import RETRY_AFTER, STRING, Schema, header, ref
 
 from .readiness import CHECKS
 
@@ -73,7 +73,7 @@ def json_answer(description: str, body: Schema, headers: dict[str, Schema] | Non
     }
 
 
-# Any route, before its view: a NUL in a query value (ocl_export.request_guard), a Host not allowed.
+# Any route, before its view: a NUL in a query value (serving.request_guard), a Host not allowed.
 BAD_REQUEST = {
     "description": "A query value holds a NUL character, or the Host is not an allowed one",
     "content": {"application/json": {"schema": ref("Error")}},

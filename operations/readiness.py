@@ -27,7 +27,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ocl_export.metrics import HOST
+from observability.metrics import HOST
 from ocl_export.storage import get_storage
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What a scrape of /metrics reads: the counters every process wrote, and the state of right now.
 
-Counters and histograms come from ``ocl_export.metrics`` (added up over all processes when
+Counters and histograms come from ``observability.metrics`` (added up over all processes when
 ``PROMETHEUS_MULTIPROC_DIR`` is set). Gauges of the moment are read at scrape time instead of
 being kept by some process: exports by state and format (one grouped query on the export
 table), and the queue's depth, running jobs and the age of its oldest waiting job (Redis). A
@@ -29,9 +29,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq.job import Job
 
-from ocl_export.metrics import multiprocess_dir
+from jobqueue.queue import connection, work_queue
+from observability.metrics import multiprocess_dir
 from ocl_export.models import Export, ExportFormat, ExportState
-from ocl_export.queue import connection, export_queue
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def export_gauges() -> Iterator[Metric]:
 
 
 def queue_gauges() -> Iterator[Metric]:
-    queue = export_queue()
+    queue = work_queue()
     depth = queue.count
     oldest_age = 0.0
     for job_id in queue.get_job_ids(0, 10):  # the head of the queue; a few in case one just left

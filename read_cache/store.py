@@ -31,7 +31,7 @@ from prometheus_client import Counter
 T = TypeVar("T")
 
 # Labelled, so each value is made on first use, after the service's metrics module has chosen
-# how processes share them (see ocl_export.metrics); /metrics shows them with the rest.
+# how processes share them (see observability.metrics); /metrics shows them with the rest.
 LOOKUPS = Counter("ocl_read_cache_lookups", "Answers looked up in a web process's store, by outcome.", ["outcome"])
 EMPTIED = Counter(
     "ocl_read_cache_emptied",

@@ -1,4 +1,4 @@
-"""The access line's atoms, worked out on demand (``ocl_export/access_log.py``), read exactly as
+"""The access line's atoms, worked out on demand (``serving/access_log.py``), read exactly as
 gunicorn's own, for its default format and for every atom its documentation lists; and the one
 place they differ on purpose: a file sent with sendfile() counts its bytes. Live lines are in
 tests/live/test_access_log.py."""
@@ -15,8 +15,8 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger, SafeAtoms
 
-from ocl_export.access_log import AccessLogger, Atoms
-from ocl_export.logs import JsonFormatter
+from observability.logs import JsonFormatter
+from serving.access_log import AccessLogger, Atoms
 
 EVERY_ATOM = " ".join(
     f"%({atom})s"

@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
+from jobqueue.queue import work_queue
 from ocl_export import jobs, queue
 from ocl_export.jobs import Heartbeat, discard_unclaimed_object, run_export
 from ocl_export.models import Export, ExportState, IllegalTransition
@@ -192,16 +193,16 @@ def test_a_job_id_whose_job_already_ended_is_queued_again(pending, redis_conn) -
     queue.enqueue_export_job(pending.pk, pending.job_id)
     old = Job.fetch(pending.job_id, connection=redis_conn)
     old.set_status(JobStatus.FINISHED)
-    queue.export_queue().remove(old)
+    work_queue().remove(old)
     queue.enqueue_export_job(pending.pk, pending.job_id)
     assert Job.fetch(pending.job_id, connection=redis_conn).get_status() == JobStatus.QUEUED
-    assert queue.export_queue().get_job_ids() == [pending.job_id]
+    assert work_queue().get_job_ids() == [pending.job_id]
 
 
 def test_a_job_id_still_queued_is_not_queued_twice(pending, redis_conn) -> None:
     queue.enqueue_export_job(pending.pk, pending.job_id)
     queue.enqueue_export_job(pending.pk, pending.job_id)
-    assert queue.export_queue().get_job_ids() == [pending.job_id]
+    assert work_queue().get_job_ids() == [pending.job_id]
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from ocl_export import metrics
+from observability import metrics
 from ocl_export.models import ExportState
 from ocl_export.reaper import reap_exports
 from operations import scrape

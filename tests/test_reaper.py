@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 from rq.command import PUBSUB_CHANNEL_TEMPLATE
 
+from jobqueue.queue import work_queue
 from ocl_export.models import Export, ExportState
-from ocl_export.queue import enqueue_export_job, export_queue
+from ocl_export.queue import enqueue_export_job
 from ocl_export.reaper import reap_exports
 from tests.export_support import ciel_v1, the_export
 
@@ -31,7 +32,7 @@ def test_an_export_whose_heartbeat_beats_but_progress_stopped_is_failed_and_its_
     processing, redis_conn, settings, fs_storage
 ) -> None:
     # The job runs in a worker named "w1" (as RQ records it when a worker takes a job).
-    job = export_queue().fetch_job(processing.job_id)
+    job = work_queue().fetch_job(processing.job_id)
     job.worker_name = "w1"
     job.save()
     pubsub = redis_conn.pubsub()

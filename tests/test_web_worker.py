@@ -1,4 +1,4 @@
-"""The client socket's deadline (ocl_export/web_worker.py), on real loopback TCP connections.
+"""The client socket's deadline (serving/web_worker.py), on real loopback TCP connections.
 
 The deadline bounds each wait for the client, not a whole answer: a client that reads steadily,
 however slowly, gets everything; one that stops reading is reset after the deadline; one that
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ocl_export.web_worker import ClientSocket
+from serving.web_worker import ClientSocket
 
 DEADLINE = 0.4
 BUFFER = 8192

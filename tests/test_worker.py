@@ -12,14 +12,14 @@ from datetime import timedelta
 import psutil
 from rq.utils import now, utcformat
 
-from ocl_export.worker import scheduler_is_dead
+from jobqueue.worker import scheduler_is_dead
 
 # A worker-like parent that forks a long-sleeping child (as rq forks a work horse) and dies.
 PARENT = """
 import os, sys, time
 import django
 django.setup()
-from ocl_export.worker import install_fork_hooks
+from jobqueue.worker import install_fork_hooks
 install_fork_hooks()
 child = os.fork()
 if child == 0:

@@ -4,7 +4,7 @@ a time do not wedge the API.
 Real gunicorn with 2 workers x 2 threads, and stuck clients opened until each worker holds at
 least 2 of them (read from the operating system), so that every thread is taken. Stock gthread
 reads and writes its client sockets with no timeout, and kept every thread, ``/healthz``
-included, for as long as the clients stayed connected (ocl_export/web_worker.py). Here
+included, for as long as the clients stayed connected (serving/web_worker.py). Here
 ``GUNICORN_CLIENT_TIMEOUT`` is 2 s. The stuck clients are raw sockets with a receive buffer as
 small as the kernel allows; the ones that stop reading ask for the CIEL subset's whole version
 (8.7 MB, far beyond what the socket buffers hold).

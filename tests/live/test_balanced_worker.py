@@ -1,4 +1,4 @@
-"""Connections a client opens at once are spread over gunicorn's workers (ocl_export.balanced_worker).
+"""Connections a client opens at once are spread over gunicorn's workers (serving.balanced_worker).
 
 With stock gthread workers, 16 connections opened together often all went to one worker, which
 then served them on one core. Which worker holds a connection is read from the operating system

@@ -13,9 +13,9 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
+from jobqueue.queue import work_queue
 from mirror.jobs import run_subscription, schedule, waiting_jobs
 from mirror.models import Subscription
-from ocl_export.queue import export_queue
 from tests.conftest import client_for
 
 URL = "https://ocl.example.org/orgs/CIEL/sources/CIEL/"
@@ -77,9 +77,9 @@ def test_a_run_puts_the_next_one_on_the_schedule_even_when_it_fails(redis_conn) 
 
     assert "ConnectionError" in result["error"]
     [job_id] = waiting_jobs(subscription.pk)
-    registry = ScheduledJobRegistry(queue=export_queue())
+    registry = ScheduledJobRegistry(queue=work_queue())
     planned = registry.get_scheduled_time(job_id)
-    job = export_queue().fetch_job(job_id)
+    job = work_queue().fetch_job(job_id)
     assert (job.func_name, job.args) == ("mirror.jobs.run_subscription", (subscription.pk,))
     assert 899 <= (planned - finished).total_seconds() <= 901
     assert schedule(subscription) is None  # one waiting run per subscription

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ocl_export import metrics
+from observability import metrics
 from ocl_export.reaper import reap_exports
 
 

@@ -11,7 +11,7 @@ environ variable (about sixty), then copies them all to escape quotes, to fill a
 names nine. Measured under load (bench/bench_requests.py, py-spy), the access line was a sixth of
 a kept answer's Python time. :class:`Atoms` holds what the atoms come from and works each one out
 on demand: the line is the same, for gunicorn's default format or any ``access_log_format`` (the
-atoms are those of gunicorn's documentation), and for the JSON lines of ``ocl_export/logs.py``.
+atoms are those of gunicorn's documentation), and for the JSON lines of ``observability/logs.py``.
 Used by ``deploy/gunicorn.conf.py`` (``logger_class``).
 """
 

@@ -10,7 +10,7 @@ them up, so two gunicorn workers and the worker machines behind one directory re
 Each process's files are named after the host and the process, so containers sharing a volume
 never write each other's files (their process ids repeat). Short-lived processes that run one
 after another under a fixed name reuse one file instead of leaving one each: every work horse
-of an RQ worker writes as that worker (:func:`name_process`, see ``ocl_export.worker``), and the
+of an RQ worker writes as that worker (:func:`name_process`, see ``jobqueue.worker``), and the
 ``reap_exports`` command as the reaper. Without the directory, each process counts alone.
 
 Every metric has labels: a labelled child is created on first use, so a process that reports

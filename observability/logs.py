@@ -18,11 +18,13 @@ from rq import get_current_job
 from rq.job import Job
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-# Set by the RQ worker around each job (ocl_export/worker.py): its own lines about the job and
+# Set by the RQ worker around each job (jobqueue/worker.py): its own lines about the job and
 # every line of the work horse it forks carry the job's ids, rq's own included.
 running_job: ContextVar[dict[str, Any] | None] = ContextVar("running_job", default=None)
 
-EXPORT_JOB_FUNCTION = "ocl_export.jobs.run_export"
+# Job function (dotted name) -> the field its first argument goes under: each app names its own
+# jobs' (``ocl_export``: ``export_id``), so a line says which row a job works on.
+JOB_ARGUMENT_FIELDS: dict[str, str] = {}
 # The LogRecord's own attributes; anything else on a record came from ``extra=`` and is kept.
 RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # gunicorn's access record carries its atoms as ``args``; these are the ones worth a field.
@@ -41,8 +43,9 @@ ACCESS_FIELDS = {
 
 def job_fields(job: Job) -> dict[str, Any]:
     fields: dict[str, Any] = {"job_id": job.id}
-    if job.func_name == EXPORT_JOB_FUNCTION and job.args:
-        fields["export_id"] = job.args[0]
+    argument = JOB_ARGUMENT_FIELDS.get(job.func_name)
+    if argument is not None and job.args:
+        fields[argument] = job.args[0]
     return fields
 
 

@@ -37,7 +37,8 @@ import struct
 import time
 from typing import Any
 
-from . import metrics
+from observability import metrics
+
 from .balanced_worker import BalancedThreadWorker
 
 
