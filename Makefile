@@ -81,8 +81,10 @@ bench-requests: $(TEST_STAMP) services ## the request benchmark alone (gunicorn 
 	$(PY) bench/bench_requests.py
 
 # Names every variable that ocl_export/settings.py reads and README.md does not mention in backticks.
-docs-check: ## check that README.md documents every environment variable of the settings
-	@missing=$$(grep -oE '(env_[a-z]+|environ\.get)\("[A-Z0-9_]+"' ocl_export/settings.py | grep -oE '[A-Z0-9_]{2,}' | sort -u \
+SETTINGS_MODULES := ocl_export/settings.py foundation/environment.py $(wildcard */conf.py)
+
+docs-check: ## check that README.md documents every environment variable of every settings module
+	@missing=$$(grep -ohE '(env_[a-z]+|environ\.get)\("[A-Z0-9_]+"' $(SETTINGS_MODULES) | grep -oE '[A-Z0-9_]{2,}' | sort -u \
 		| while read -r name; do grep -q "\`$$name\`" README.md || echo "$$name"; done); \
 	if [[ -n $$missing ]]; then echo "README.md does not document:" $$missing; exit 1; fi; \
 	echo "README.md documents every setting"

@@ -23,7 +23,7 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
-# /metrics answers only on this listener when it is set (see ocl_export/settings.py): bind it too.
+# /metrics answers only on this listener when it is set (see operations/conf.py): bind it too.
 metrics_bind = os.environ.get("METRICS_BIND", "").strip()
 if metrics_bind and metrics_bind not in bind:
     bind.append(metrics_bind)

@@ -42,7 +42,7 @@ DEFAULT_MAX_AGE = DEFAULT_WORKER_TTL + 60
 
 
 def env_str(name: str, default: str) -> str:
-    """As ``ocl_export.settings.env_str``: ``NAME_FILE`` (a path) wins over ``NAME``."""
+    """As ``foundation.environment.env_str``: ``NAME_FILE`` (a path) wins over ``NAME``."""
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
         return Path(file_path).read_text().strip()
