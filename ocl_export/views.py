@@ -21,9 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from foundation.archive import FORMATS, content_type
-from foundation.errors import Conflict, ServiceUnavailable
+from foundation.errors import Conflict
 from read_cache.middleware import keep
-from read_cache.store import get_store
 from repos.lookups import get_repository, get_version
 from repos.models import HEAD, RepositoryVersion
 from repos.representation.encoding import iso
@@ -31,12 +30,12 @@ from repos.views.base import JSONWhateverAccept
 from serving.public_urls import absolute_url
 
 from .export_lookup import completed_export, export_with_repository
-from .jobs import is_out_of_date, queue_export
+from .jobs import queue_export
 from .locations import issue_location, peek_location, redeem_location
 from .models import Export, ExportState
 from .profiles import Reply, Situation, current_profile
-from .reaper import check_export, fail_if_archive_missing
-from .storage import StorageError, content_disposition, get_storage
+from .standing import ArchiveCheck, Healing, completed_first, known, of_version, where_export_stands
+from .storage import content_disposition, get_storage
 
 STATE_HEADER = "X-Export-State"
 NO_EXPORT = "none"
@@ -100,35 +99,6 @@ def archive_url(request: Request, export: Export, reply: Reply) -> str:
 
 def renew_location(export: Export, request: HttpRequest, response: HttpResponseBase) -> None:
     response["Location"] = issue_location(request, export)
-
-
-def archive_reachable(export: Export) -> bool:
-    """False (and the row failed) when a redirect straight to S3 would meet no archive there.
-
-    A redirect to a one-use link (v1, or filesystem storage) is checked when the link is redeemed;
-    a redirect to a presigned URL (v2 with S3) skips the service, so the check happens here, and
-    the client hears 204 (ocldev then POSTs and waits) rather than S3's 404."""
-    storage = get_storage()
-    if not storage.is_remote or current_profile().answer("GET", Situation.READY).reply is not Reply.ARCHIVE:
-        return True
-    try:
-        return not fail_if_archive_missing(export, storage)
-    except StorageError as exc:
-        raise ServiceUnavailable("The archive store is unavailable; try again shortly.", retry_after=5) from exc
-
-
-def find_export(version: RepositoryVersion, fmt: str) -> Export | None:
-    """The export of ``version`` in ``fmt`` as it really stands: a dead job shows as failed."""
-    export = Export.objects.filter(version=version, format=fmt).first()
-    return check_export(export) if export is not None else None
-
-
-def situation_of(export: Export | None) -> Situation:
-    if export is None or export.state == ExportState.FAILED or is_out_of_date(export):
-        return Situation.NONE
-    if export.is_active:
-        return Situation.BUSY
-    return Situation.READY
 
 
 def answer(
@@ -195,25 +165,28 @@ class ExportView(APIView):
         # Kept until the database changes (read_cache): a completed export's row is what every
         # client polls for, and each answer still gets a Location of its own.
         key = ("completed-export", request.user.pk, request.query_params.get("format"), *sorted(kwargs.items()))
-        completed = get_store().remember(key, lambda: completed_export(request, kwargs))
-        if completed is not None and archive_reachable(completed):
-            return answer(request, Situation.READY, completed)
-        version = self.version(request, kwargs)
-        export = find_export(version, requested_format(request))
-        situation = situation_of(export)
-        if situation is Situation.READY and export is not None and not archive_reachable(export):
-            situation = Situation.NONE  # its row is failed now: a POST builds it again
-        return answer(request, situation, export)
+        find = completed_first(
+            key,
+            lambda: completed_export(request, kwargs),
+            version_of=lambda: self.version(request, kwargs),
+            fmt=lambda: requested_format(request),
+        )
+        # A redirect straight to S3 (v2) must not meet a missing archive: the client hears 204
+        # (ocldev then POSTs and waits) rather than S3's 404, and the failed row is built again.
+        standing = where_export_stands(find, archive=ArchiveCheck.BEFORE_REDIRECT_TO_STORAGE)
+        return answer(request, standing.situation, standing.export)
 
     def post(self, request: Request, **kwargs: Any) -> Response:
         version = self.version(request, kwargs)
         fmt = requested_format(request)
-        find_export(version, fmt)  # a dead job must not hold the 409 forever
+        where_export_stands(of_version(version, fmt))  # a dead job must not hold the 409 forever
         try:
             outcome = queue_export(version, fmt, request.user)
         except Conflict as exc:
             # Pending or processing already, or a concurrent request has just queued it.
-            return answer(request, Situation.BUSY, find_export(version, fmt), str(exc.detail))
+            return answer(
+                request, Situation.BUSY, where_export_stands(of_version(version, fmt)).export, str(exc.detail)
+            )
         return answer(request, Situation.QUEUED if outcome.queued else Situation.READY, outcome.export)
 
     def delete(self, request: Request, **kwargs: Any) -> Response:
@@ -224,13 +197,13 @@ class ExportView(APIView):
         exports = Export.objects.filter(version=version)
         if request.query_params.get("format"):
             exports = exports.filter(format=requested_format(request))
-        found = [check_export(export) for export in exports]
-        busy = [export for export in found if export.is_active]
+        found = [(export, where_export_stands(known(export))) for export in exports]
+        busy = [export for export, _ in found if export.is_active]
         if busy:
             detail = "An export of this version is being produced; delete it once it has finished."
             return answer(request, Situation.BUSY, busy[0], detail)
-        deleted = [export.format for export in found if situation_of(export) is Situation.READY]
-        for export in found:
+        deleted = [export.format for export, standing in found if standing.situation is Situation.READY]
+        for export, _ in found:
             # The stored archive goes after the commit (receivers.delete_archive).
             Export.objects.filter(pk=export.pk, state=export.state).delete()
         if not deleted:
@@ -248,7 +221,7 @@ class ExportStatusView(APIView):
         export = export_with_repository(pk)
         if export is None or not export.version.repository.can_view(request.user):
             raise NotFound("Export job not found.")
-        export = check_export(export)
+        where_export_stands(known(export))  # the row, healed where it lied, as it stands now
         wait = self.wait_seconds(request)
         if wait and export.is_active:
             deadline = time.monotonic() + wait
@@ -257,7 +230,7 @@ class ExportStatusView(APIView):
                 if Export.objects.filter(pk=export.pk).exclude(state=export.state).exists():
                     break
             export.refresh_from_db()
-            export = check_export(export)
+            where_export_stands(known(export))
         response = Response(describe(request, export), headers={"Cache-Control": NO_STORE})
         # A finished job's description is its row's alone; a live one's also depends on the queue.
         return response if export.is_active else keep(response)
@@ -282,14 +255,12 @@ class DownloadView(APIView):
     content_negotiation_class = JSONWhateverAccept
 
     def get(self, request: Request, token: str, file_name: str) -> HttpResponseBase:
-        export = redeem_location(token, file_name)
-        storage = get_storage()
-        try:
-            missing = fail_if_archive_missing(export, storage)
-        except StorageError as exc:
-            raise ServiceUnavailable("The archive store is unavailable; try again shortly.", retry_after=5) from exc
-        if missing:
+        standing = where_export_stands(lambda: redeem_location(token, file_name), archive=ArchiveCheck.ALWAYS)
+        if standing.healed is Healing.FAILED_MISSING_ARCHIVE:
             raise NotFound("There is no export of this version any more; request one with POST.")
+        export = standing.export
+        assert export is not None  # redeem_location raises rather than find nothing
+        storage = get_storage()
         mime = content_type(export.format)
         if storage.is_remote:
             response: HttpResponseBase = HttpResponseRedirect(storage.presigned_url(export.key, export.file_name, mime))
