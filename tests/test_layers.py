@@ -65,3 +65,17 @@ def test_the_check_sees_an_import_that_runs_back_up(tmp_path: Path) -> None:
     module = tmp_path / "late.py"
     module.write_text("def f():\n    from ocl_export.jobs import x\n    import mirror.sync\n")
     assert imported_packages(module) == {"ocl_export", "mirror"}
+
+
+def test_the_project_settings_name_the_apps_by_string_only() -> None:
+    """ocl_export/settings.py sits in the export app but gathers every app's settings: importing one
+    of mirror's or operations' modules would run back up the layers."""
+    settings_module = ROOT / "ocl_export" / "settings.py"
+    assert imported_packages(settings_module) & set(LEVEL) <= {"foundation"}
+
+
+def test_every_feature_settings_module_is_gathered() -> None:
+    from django.conf import settings
+
+    modules = {f"{path.parent.name}.conf" for path in ROOT.glob("*/conf.py")}
+    assert modules == set(settings.FEATURE_SETTINGS), "name a new conf.py in FEATURE_SETTINGS"
