@@ -80,7 +80,7 @@ bench: $(TEST_STAMP) services ## run the import, export and request benchmarks
 bench-requests: $(TEST_STAMP) services ## the request benchmark alone (gunicorn + wrk, 32 connections)
 	$(PY) bench/bench_requests.py
 
-# Names every variable that ocl_export/settings.py reads and README.md does not mention in backticks.
+# Names every variable a settings module (the project's, each feature's conf.py) reads and README.md does not mention in backticks.
 SETTINGS_MODULES := ocl_export/settings.py foundation/environment.py $(wildcard */conf.py)
 
 docs-check: ## check that README.md documents every environment variable of every settings module
