@@ -124,7 +124,7 @@ def answer(
         if planned.reply is Reply.LOCATION or not get_storage().is_remote:
             # The export's row and a one-use link of this service: kept (read_cache), with a new
             # link on every answer. A presigned URL's answer also checked the bucket: not kept.
-            keep(response, refresh=partial(renew_location, export))
+            keep(response, refresh=partial(renew_location, export), reads=frozenset({"format"}))
         return response
     if planned.reply is Reply.JOB:
         assert export is not None
@@ -233,7 +233,7 @@ class ExportStatusView(APIView):
             where_export_stands(known(export))
         response = Response(describe(request, export), headers={"Cache-Control": NO_STORE})
         # A finished job's description is its row's alone; a live one's also depends on the queue.
-        return response if export.is_active else keep(response)
+        return response if export.is_active else keep(response, reads=frozenset({"wait"}))
 
     @staticmethod
     def wait_seconds(request: Request) -> float:

@@ -2,7 +2,7 @@
 
 The innermost middleware: a kept answer skips URL resolution, the view and its query; the
 middleware above it still run (request id, metrics, security headers), and metrics still see the
-route, whose match is kept with the answer.
+route, whose names are kept with the answer.
 
 Only what a view marks with :func:`keep` is kept: a whole (not streamed) body that is a function
 of database rows alone. A view whose answer must differ on every call (a one-use Location) marks
@@ -12,13 +12,26 @@ a zipped body (``Compress``) are never answered from here. The key is the method
 from the request.
 A token's user is itself rows (the tables of ``auth`` and ``authtoken`` are watched), so a
 caller's answers are kept under its own key.
+
+Two kinds of request neither read nor fill the store:
+
+- **One carrying a Cookie header.** The key holds ``Authorization`` and no cookie, so an answer
+  made for a session (Django's admin logs in with one) would be served to whoever asks next;
+  such requests always go to the view.
+- **One whose query string names a parameter the view does not read.** Each view says which
+  parameters its answer depends on (``keep(..., reads=...)``); an answer to a request carrying any
+  other is not kept. Otherwise every distinct value of an ignored parameter (``?x=1``, ``?x=2``...)
+  would be a distinct key holding the same 186 KB page: the attack that grew every process by
+  gigabytes. Keying by the parameters read alone would also serve those requests from memory, but
+  a key must then be known before the view runs, and a view that read a parameter it did not
+  declare would get another request's answer; not keeping them can only cost a database read.
+  Either way no answer's bytes change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -34,10 +47,19 @@ MAX_BODY_BYTES = 256 * 1024
 Refresh = Callable[[HttpRequest, HttpResponseBase], None]
 
 
-def keep(response: HttpResponseBase, refresh: Refresh | None = None) -> HttpResponseBase:
+@dataclass(frozen=True)
+class Mark:
+    refresh: Refresh | None
+    reads: frozenset[str]
+
+
+def keep(
+    response: HttpResponseBase, refresh: Refresh | None = None, reads: frozenset[str] = frozenset()
+) -> HttpResponseBase:
     """Mark an answer as made from database rows alone, so that it may be kept; ``refresh``
-    (request, response) renews the headers that must be new on every answer."""
-    setattr(response, MARK, refresh or True)
+    (request, response) renews the headers that must be new on every answer; ``reads`` names the
+    query parameters the answer depends on (a request with any other is not kept)."""
+    setattr(response, MARK, Mark(refresh, reads))
     return response
 
 
@@ -46,7 +68,7 @@ class Kept:
     status: int
     headers: tuple[tuple[str, str], ...]
     content: bytes
-    match: Any  # the ResolverMatch: the route's name for metrics and logs
+    match: KeptRoute | None  # the route's names for metrics and logs
     refresh: Refresh | None
 
     def response(self, request: HttpRequest) -> HttpResponse:
@@ -58,9 +80,25 @@ class Kept:
         return response
 
 
+@dataclass(frozen=True)
+class KeptRoute:
+    """What metrics and logs read of a kept answer's ResolverMatch (``request.resolver_match`` on
+    a kept answer): its names. A whole match would cost a kept answer 3.5 KB (its kwargs twice,
+    and a list of every pattern tried), more than most answers' bodies."""
+
+    url_name: str | None
+    view_name: str
+    route: str
+
+
+def route_of(request: HttpRequest) -> KeptRoute | None:
+    match = request.resolver_match
+    return None if match is None else KeptRoute(match.url_name, match.view_name, match.route)
+
+
 def cache_key(request: HttpRequest) -> tuple[str, ...] | None:
     meta = request.META
-    if request.method not in METHODS or "HTTP_COMPRESS" in meta:
+    if request.method not in METHODS or "HTTP_COMPRESS" in meta or meta.get("HTTP_COOKIE"):
         return None
     return (
         request.method,
@@ -94,9 +132,14 @@ class ReadCacheMiddleware:
         ticket = store.ticket()
         response = self.get_response(request)
         mark = getattr(response, MARK, None)
-        if ticket is not None and mark and not response.streaming and len(response.content) <= MAX_BODY_BYTES:
+        if (
+            ticket is not None
+            and mark is not None
+            and not response.streaming
+            and len(response.content) <= MAX_BODY_BYTES
+            and mark.reads.issuperset(request.GET.keys())
+        ):
             headers = tuple((name, value) for name, value in response.items())
-            refresh = None if mark is True else mark
-            kept = Kept(response.status_code, headers, response.content, request.resolver_match, refresh)
+            kept = Kept(response.status_code, headers, response.content, route_of(request), mark.refresh)
             store.put(key, kept, ticket)
         return response

@@ -13,6 +13,13 @@ thread of each process LISTENs (``read_cache.listener``). The rule a reader can 
 - an answer is not kept longer than READ_CACHE_MAX_AGE seconds however quiet the database is (a
   bound for what no trigger sees, such as a table added without one).
 
+The store is bounded in bytes, not in answers (``READ_CACHE_BYTES`` a process): a bound by count
+let one anonymous client grow every web process by gigabytes, 10,000 answers of up to 256 KiB
+each. Each entry is charged what it really holds: its key, its value and the store's own
+bookkeeping (:func:`footprint` walks the objects; ``tests/test_read_cache_store.py`` holds the
+charge against what ``tracemalloc`` sees allocated). The least recently used entries go first
+until the new one fits; one that would not fit in the whole budget is not kept.
+
 A request that read the database before a change and finishes after it must not store what it
 read: :meth:`Store.ticket` is taken before the read, and :meth:`Store.put` keeps the value only if
 no notification (and no reconnection) came in between.
@@ -26,7 +33,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
+
+from .footprint import BOOKKEEPING, footprint
 
 T = TypeVar("T")
 
@@ -38,16 +47,32 @@ EMPTIED = Counter(
     "Times a web process's store was emptied: a change was notified, or the listener connected or lost its connection.",
     ["cause"],
 )
+EVICTED = Counter(
+    "ocl_read_cache_evictions",
+    "Entries a web process's store let go one by one: to stay within READ_CACHE_BYTES, or past READ_CACHE_MAX_AGE.",
+    ["cause"],
+)
+# Each live process's own figure (the bound is a process's): with PROMETHEUS_MULTIPROC_DIR one
+# series per process, labelled pid; a process that exited is dropped (deploy/gunicorn.conf.py).
+HELD = Gauge(
+    "ocl_read_cache_held",
+    "What a web process's store holds now: bytes charged, or answers.",
+    ["measure"],
+    multiprocess_mode="liveall",
+)
 
 
 class Store:
-    """A bounded LRU of answers, valid for one generation of the database's state."""
+    """A least-recently-used map of answers within a byte budget, valid for one generation of the
+    database's state."""
 
-    def __init__(self, entries: int, max_age: float) -> None:
-        self.entries = entries
+    def __init__(self, budget: int, max_age: float) -> None:
+        self.budget = budget
         self.max_age = max_age
         self._lock = threading.Lock()
-        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        # key -> (when kept, value, bytes charged)
+        self._items: OrderedDict[Hashable, tuple[float, Any, int]] = OrderedDict()
+        self._bytes = 0
         self._generation = 0
         self._listening = False
         # Set by the listener: True while a notification may be waiting unread on its socket.
@@ -60,9 +85,14 @@ class Store:
     def listening(self) -> bool:
         return self._listening
 
+    @property
+    def bytes(self) -> int:
+        """The bytes charged for what is kept now."""
+        return self._bytes
+
     def ticket(self) -> int | None:
         """The generation a read starts in; None when nothing may be kept now."""
-        return self._generation if self._listening and self.entries > 0 else None
+        return self._generation if self._listening and self.budget > 0 else None
 
     def get(self, key: Hashable) -> Any | None:
         if not self._listening:
@@ -71,27 +101,46 @@ class Store:
         if pending is not None and pending():
             self.invalidate()
             return None
+        expired = False
         with self._lock:
             found = self._items.get(key)
-            if found is None or time.monotonic() - found[0] > self.max_age:
+            if found is None:
                 outcome = "miss"
+            elif time.monotonic() - found[0] > self.max_age:
+                outcome, expired = "miss", True
+                self._bytes -= self._items.pop(key)[2]
+                self._published()
             else:
                 self._items.move_to_end(key)
                 outcome = "hit"
         LOOKUPS.labels(outcome).inc()
+        if expired:
+            EVICTED.labels("expired").inc()
         return found[1] if outcome == "hit" else None
 
     def put(self, key: Hashable, value: Any, ticket: int | None) -> None:
-        """Keep ``value`` if the database has not changed since ``ticket`` was taken."""
+        """Keep ``value`` if the database has not changed since ``ticket`` was taken, charged what
+        it and its key hold (evicting the least recently used to make room)."""
         if ticket is None:
             return
+        charge = footprint(key, value) + BOOKKEEPING
+        if charge > self.budget:
+            return
+        evicted = 0
         with self._lock:
             if ticket != self._generation or not self._listening:
                 return
-            self._items[key] = (time.monotonic(), value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+            replaced = self._items.pop(key, None)
+            if replaced is not None:
+                self._bytes -= replaced[2]
+            while self._items and self._bytes + charge > self.budget:
+                self._bytes -= self._items.popitem(last=False)[1][2]
+                evicted += 1
+            self._items[key] = (time.monotonic(), value, charge)
+            self._bytes += charge
+            self._published()
+        if evicted:
+            EVICTED.labels("budget").inc(evicted)
 
     def remember(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``'s value, kept under ``key`` when it is not None."""
@@ -108,7 +157,7 @@ class Store:
         """Something changed: forget everything, and refuse what reads begun before now bring back."""
         with self._lock:
             self._generation += 1
-            self._items.clear()
+            self._clear()
         EMPTIED.labels("change").inc()
 
     def set_listening(self, listening: bool) -> None:
@@ -116,10 +165,20 @@ class Store:
         (changes may go unheard): either way, what is kept now may be stale."""
         with self._lock:
             self._generation += 1
-            self._items.clear()
+            self._clear()
             was, self._listening = self._listening, listening
         if listening != was:
             EMPTIED.labels("connected" if listening else "connection_lost").inc()
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+        self._published()
+
+    def _published(self) -> None:
+        """The figures for /metrics (under the lock, so two threads cannot publish out of order)."""
+        HELD.labels("bytes").set(self._bytes)
+        HELD.labels("answers").set(len(self._items))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -134,5 +193,5 @@ def get_store() -> Store:
     if _store is None:
         from django.conf import settings
 
-        _store = Store(settings.READ_CACHE_ENTRIES, settings.READ_CACHE_MAX_AGE)
+        _store = Store(settings.READ_CACHE_BYTES, settings.READ_CACHE_MAX_AGE)
     return _store

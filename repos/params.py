@@ -100,6 +100,12 @@ def parse_updated_since(params: QueryDict) -> datetime | None:
     return value
 
 
+# What parse_item_query reads: a view answering with it declares them to read_cache (keep(reads=)).
+ITEM_QUERY_PARAMETERS = frozenset(
+    {"includeConcepts", "includeMappings", "includeRetired", "limit", "offset", "updatedSince"}
+)
+
+
 @dataclass(frozen=True)
 class ItemQuery:
     """The parsed parameters: what to select, and which page of each included list."""

@@ -47,13 +47,16 @@ class ReadAPIView(APIView):
     ``read_cache`` may keep them until the rows change; streamed ones are never kept."""
 
     content_negotiation_class = JSONWhateverAccept
+    # The query parameters the view's answers depend on: an answer to a request naming any other
+    # is not kept (read_cache.middleware says why).
+    reads: frozenset[str] = frozenset()
 
     def finalize_response(
         self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code in (200, 404) and not response.streaming:
-            keep(response)
+            keep(response, reads=self.reads)
         return response
 
 

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from repos.lookups import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.models import HEAD, RepositoryVersion
-from repos.params import ItemQuery, parse_item_query
+from repos.params import ITEM_QUERY_PARAMETERS, ItemQuery, parse_item_query
 from repos.representation.body import iter_item_chunks
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes
 from repos.views.base import ReadAPIView, list_headers
@@ -34,6 +34,7 @@ def stream_list(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) ->
 
 class ItemListView(ReadAPIView):
     kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
+    reads = ITEM_QUERY_PARAMETERS
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs.get("version", HEAD))

@@ -8,7 +8,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
 from repos.lookups import get_owner, get_repository, visible_repositories
-from repos.params import parse_item_query
+from repos.params import ITEM_QUERY_PARAMETERS, parse_item_query
 from repos.representation.encoding import dumps
 from repos.representation.shapes import repository_dict
 from repos.views.base import ReadAPIView, version_response
@@ -26,6 +26,8 @@ class RepositoryListView(ReadAPIView):
 
 class RepositoryDetailView(ReadAPIView):
     """The repository; with includeConcepts/includeMappings, HEAD's items under it."""
+
+    reads = ITEM_QUERY_PARAMETERS
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)

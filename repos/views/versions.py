@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from foundation.errors import Conflict
 from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
-from repos.params import parse_bool, parse_item_query
+from repos.params import ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
 from repos.representation.shapes import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
@@ -56,6 +56,8 @@ class VersionListView(ReadAPIView):
 
     ``?released=true|false`` keeps the versions whose ``released`` is that (HEAD never is
     released); the ``ocl`` CLI sends it for ``ocl repo versions --released true``."""
+
+    reads = frozenset({"released"})
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         released = parse_bool(request.query_params, "released") if "released" in request.query_params else None
@@ -100,6 +102,8 @@ class VersionListView(ReadAPIView):
 
 class VersionDetailView(ReadAPIView):
     """The version, with its items as asked; ``HEAD`` and ``latest`` work as names."""
+
+    reads = ITEM_QUERY_PARAMETERS
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs["version"])
