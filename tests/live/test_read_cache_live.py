@@ -113,6 +113,25 @@ def test_a_lost_listener_connection_leaves_nothing_stale_and_caching_resumes(one
     assert settles(lambda: repo_name(one_worker), "After, unheard")
 
 
+def test_a_request_with_a_cookie_is_not_served_a_kept_answer_and_keeps_none(one_worker):
+    """The key holds Authorization, never a cookie: an answer made for a session must not reach
+    anyone else, and a session must not be served what was made for someone else."""
+    cookie = {"Cookie": "sessionid=a-staff-session"}
+
+    def name_at(query: str, headers: dict[str, str] | None = None) -> set[str]:
+        url = one_worker.url(f"{REPO}?{query}")
+        return {requests.get(url, headers=headers or {}, timeout=10).json()["name"] for _ in range(10)}
+
+    sql(one_worker, "UPDATE repos_repository SET name = 'Seen by all' WHERE mnemonic = 'CIELTEST'")
+    assert settles(lambda: repo_name(one_worker), "Seen by all", times=3)
+    assert name_at("includeRetired=true") == {"Seen by all"}  # kept, for callers without a cookie
+    assert name_at("includeRetired=false", cookie) == {"Seen by all"}  # asked with a cookie only
+    rename_unheard(one_worker, "Changed unheard")
+    assert name_at("includeRetired=true") == {"Seen by all"}  # the kept answer
+    assert name_at("includeRetired=true", cookie) == {"Changed unheard"}  # not served it
+    assert name_at("includeRetired=false") == {"Changed unheard"}  # the cookie's answers were not kept
+
+
 def test_every_worker_hears_an_import_made_behind_the_apis_back(two_workers):
     before = requests.get(two_workers.url(f"{REPO}versions/"), timeout=10).json()
     assert [v["id"] for v in before] == ["v1", "HEAD"]
