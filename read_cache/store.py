@@ -52,13 +52,15 @@ EVICTED = Counter(
     "Entries a web process's store let go one by one: to stay within READ_CACHE_BYTES, or past READ_CACHE_MAX_AGE.",
     ["cause"],
 )
-# Each live process's own figure (the bound is a process's): with PROMETHEUS_MULTIPROC_DIR one
-# series per process, labelled pid; a process that exited is dropped (deploy/gunicorn.conf.py).
+# The bound is a process's, so /metrics shows the fullest live process's figure (with
+# PROMETHEUS_MULTIPROC_DIR; an exited worker's is dropped by deploy/gunicorn.conf.py). Not one
+# series a process: prometheus_client's "liveall" reads the pid from the file's name, and ours
+# are named host_pid (ocl_export.metrics), so every process would show as pid="".
 HELD = Gauge(
     "ocl_read_cache_held",
-    "What a web process's store holds now: bytes charged, or answers.",
+    "What the fullest live web process's store holds now: bytes charged, or answers.",
     ["measure"],
-    multiprocess_mode="liveall",
+    multiprocess_mode="livemax",
 )
 
 
