@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 RUN_STAMP := $(VENV)/.installed-requirements
 TEST_STAMP := $(VENV)/.installed-requirements-test
 
-.PHONY: help run test test-only services lint format worker migrate bench bench-requests clean distclean venv docs-check
+.PHONY: help run test test-only services lint format worker migrate bench bench-requests bench-cache-attack clean distclean venv docs-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: $(TEST_STAMP) services ## run the import, export and request benchmarks
 
 bench-requests: $(TEST_STAMP) services ## the request benchmark alone (gunicorn + wrk, 32 connections)
 	$(PY) bench/bench_requests.py
+
+bench-cache-attack: $(TEST_STAMP) services ## the read cache attack: worker RSS under distinct query strings
+	$(PY) bench/bench_cache_attack.py
 
 # Names every variable a settings module (the project's, each feature's conf.py) reads and README.md does not mention in backticks.
 SETTINGS_MODULES := ocl_export/settings.py foundation/environment.py $(wildcard */conf.py)
