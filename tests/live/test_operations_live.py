@@ -59,8 +59,9 @@ def export(stack: LiveStack, token: str, fmt: str) -> None:
 
 
 def identities(metrics_dir: Path) -> set[str]:
-    """Whose files the directory holds: ``counter_<host>_<who>.db`` -> ``<who>``."""
-    return {path.stem.split("_", 2)[2] for path in metrics_dir.glob("*.db")}
+    """Whose files the directory holds: ``counter_<host>_<who>.db`` (and a gauge's
+    ``gauge_<mode>_<host>_<who>.db``) -> ``<who>``."""
+    return {path.stem.split("_", 3 if path.stem.startswith("gauge_") else 2)[-1] for path in metrics_dir.glob("*.db")}
 
 
 def test_metrics_add_up_over_web_workers_that_came_and_went_and_the_workers_jobs(stack, metrics_dir):
