@@ -55,7 +55,7 @@ EVICTED = Counter(
 # The bound is a process's, so /metrics shows the fullest live process's figure (with
 # PROMETHEUS_MULTIPROC_DIR; an exited worker's is dropped by deploy/gunicorn.conf.py). Not one
 # series a process: prometheus_client's "liveall" reads the pid from the file's name, and ours
-# are named host_pid (ocl_export.metrics), so every process would show as pid="".
+# are named host_pid (observability.metrics), so every process would show as pid="".
 HELD = Gauge(
     "ocl_read_cache_held",
     "What the fullest live web process's store holds now: bytes charged, or answers.",
