@@ -217,6 +217,10 @@ class RepositoryVersion(models.Model):
     last_updated = models.DateTimeField(null=True, blank=True)
     # Collection versions: the reference expressions they were built from.
     references = models.JSONField(default=list, blank=True)
+    # OCL's checksums of the version's content (repos.checksums.version_checksums), stored the
+    # first time they are asked for; a named version's items never change. NULL until then.
+    checksum_standard = models.CharField(max_length=32, null=True, blank=True)
+    checksum_smart = models.CharField(max_length=32, null=True, blank=True)
 
     concepts = models.ManyToManyField("ConceptVersion", related_name="repo_versions", through="VersionConcept")
     mappings = models.ManyToManyField("MappingVersion", related_name="repo_versions", through="VersionMapping")
@@ -282,6 +286,9 @@ class ConceptVersion(models.Model):
     json_tail = models.TextField(null=True, blank=True)
     # UTF-8 bytes of json_head + json_tail: an export's size is a sum over a covering index.
     json_size = models.IntegerField(null=True, blank=True)
+    # OCL's checksums (ocldev.checksum) of the item as served, written with its rendering.
+    checksum_standard = models.CharField(max_length=32, null=True, blank=True)
+    checksum_smart = models.CharField(max_length=32, null=True, blank=True)
 
     class Meta:
         # The unique index also serves lookups by (source, mnemonic): no separate index to maintain.
@@ -329,6 +336,8 @@ class MappingVersion(models.Model):
     json_head = models.TextField(null=True, blank=True)  # see ConceptVersion.json_head
     json_tail = models.TextField(null=True, blank=True)
     json_size = models.IntegerField(null=True, blank=True)
+    checksum_standard = models.CharField(max_length=32, null=True, blank=True)  # see ConceptVersion
+    checksum_smart = models.CharField(max_length=32, null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "mnemonic", "uuid"], name="unique_mapping_version")]

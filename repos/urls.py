@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.urls import URLPattern, re_path
 
 from repos.representation.items import CONCEPTS, MAPPINGS
+from repos.views.checksums import VersionChecksumsView
 from repos.views.items import ItemDetailView, ItemListView
 from repos.views.repositories import RepositoryDetailView, RepositoryListView
 from repos.views.versions import VersionDetailView, VersionListView
@@ -52,6 +53,7 @@ def owner_routes(suffix: str) -> list[tuple[str, object, str]]:
         (rf"{REPO}?$", RepositoryDetailView.as_view(), f"repository-detail{suffix}"),
         (rf"{REPO}versions/?$", VersionListView.as_view(), f"version-list{suffix}"),
         *item_routes(suffix),
+        (rf"{REPO}{VERSION}checksums/?$", VersionChecksumsView.as_view(), f"version-checksums{suffix}"),
         (rf"{REPO}{VERSION}?$", VersionDetailView.as_view(), f"version-detail{suffix}"),
     ]
 

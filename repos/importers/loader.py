@@ -279,7 +279,7 @@ class ItemRenderer:
         self.sources = SourceInfoCache()
         self.sources[repository.pk] = source_info(repository)
 
-    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int]:
+    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int, str, str]:
         # a row is the kind's fields (the checksum last); its columns are (id, source_id, *fields but the checksum)
         return render_parts(KINDS[key], (0, source_id, *row[:-1]), self.sources)
 

@@ -24,7 +24,7 @@ from repos.importers.staging import RowWriter
 from repos.representation.items import CONCEPTS, ItemKind, use_fast_loaders
 
 # (kind key, source id, fields) -> (json_head, json_tail, json_size): a new row's stored rendering
-Renderer = Callable[[str, int, tuple], tuple[str, str, int]]
+Renderer = Callable[[str, int, tuple], tuple[str, str, int, str, str]]
 
 
 def _execute(sql: str, params: list | tuple = ()) -> int:

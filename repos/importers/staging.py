@@ -22,6 +22,8 @@ from repos.representation.items import ItemKind
 BOOLEAN_FIELDS = {"retired", "is_latest_version"}
 TIME_FIELDS = {"created_on", "updated_on", "version_created_on"}
 FLOAT_FIELDS = {"sort_weight"}
+# What repos.representation.render_parts makes of a row, in its order, written with the row.
+RENDERED_COLUMNS = ("json_head", "json_tail", "json_size", "checksum_standard", "checksum_smart")
 
 
 class CopyQueueWriter(QueuedLibpqWriter):
@@ -99,10 +101,8 @@ class RowWriter:
         self.newest: dict[str, datetime] = {}
 
     def columns(self, kind: ItemKind) -> tuple[str, ...]:
-        # direct rows carry their rendering (json_head, json_tail) after the fields
-        return (
-            ("source_id", *kind.fields, "json_head", "json_tail", "json_size") if self.direct else kind.staged_columns
-        )
+        # direct rows carry their rendering and OCL checksums (rendering.render_parts) after the fields
+        return ("source_id", *kind.fields, *RENDERED_COLUMNS) if self.direct else kind.staged_columns
 
     def table(self, kind: ItemKind) -> str:
         return kind.table if self.direct else kind.staging

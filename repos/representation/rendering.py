@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 import orjson
 from django.db import connection, transaction
 
+from repos.checksums import item_checksums
 from repos.representation.encoding import DUMPS_OPTIONS
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, full_rows
 from repos.representation.shapes import SourceInfo, SourceInfoCache
@@ -21,15 +22,16 @@ from repos.representation.shapes import SourceInfo, SourceInfoCache
 _LATEST_MARK = orjson.Fragment(b"\x00")
 
 
-def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str, int]:
+def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str, int, str, str]:
     """An item's stored rendering: its JSON text before and after the value of is_latest_version,
-    and their length in bytes. ``row`` is in ``kind.columns`` order (the importer passes rows it is
-    about to write)."""
+    their length in bytes, and OCL's standard and smart checksums of that JSON (which do not read
+    is_latest_version). ``row`` is in ``kind.columns`` order (the importer passes rows it is about
+    to write)."""
     item = kind.build(row, sources)
     item["is_latest_version"] = _LATEST_MARK
     rendered = orjson.dumps(item, option=DUMPS_OPTIONS)
     head, tail = rendered.split(b"\x00")
-    return head.decode(), tail.decode(), len(rendered) - 1
+    return head.decode(), tail.decode(), len(rendered) - 1, *item_checksums(kind.key, head + b"true" + tail)
 
 
 def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:
@@ -60,24 +62,28 @@ def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[i
             on_batch(len(updates))  # a sign of life for whoever waits (an export's heartbeat)
 
 
-def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, int]]) -> None:
-    """Write ``(head, tail, size, id)`` rows: COPY and one UPDATE on PostgreSQL, else row by row."""
+def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, str, str, int]]) -> None:
+    """Write ``(head, tail, size, standard, smart, id)`` rows: COPY and one UPDATE on PostgreSQL,
+    else row by row."""
     # atomic: the temporary table lives until the end of this transaction, even in autocommit
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.executemany(
-                f"UPDATE {kind.table} SET json_head = %s, json_tail = %s, json_size = %s WHERE id = %s", updates
+                f"UPDATE {kind.table} SET json_head = %s, json_tail = %s, json_size = %s, "
+                "checksum_standard = %s, checksum_smart = %s WHERE id = %s",
+                updates,
             )
             return
         cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS rendered_items "
-            "(json_head text, json_tail text, json_size integer, id bigint) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE IF NOT EXISTS rendered_items (json_head text, json_tail text, "
+            "json_size integer, checksum_standard text, checksum_smart text, id bigint) ON COMMIT DROP"
         )
         with cursor.cursor.copy("COPY rendered_items FROM STDIN") as copy:
             for row in updates:
                 copy.write_row(row)
         cursor.execute(
-            f"UPDATE {kind.table} AS i SET json_head = r.json_head, json_tail = r.json_tail, json_size = r.json_size "
+            f"UPDATE {kind.table} AS i SET json_head = r.json_head, json_tail = r.json_tail, json_size = r.json_size, "
+            "checksum_standard = r.checksum_standard, checksum_smart = r.checksum_smart "
             "FROM rendered_items AS r WHERE i.id = r.id"
         )
         cursor.execute("TRUNCATE rendered_items")

@@ -16,11 +16,13 @@ from typing import Any
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
+from repos.checksum_store import splice, with_checksums
+from repos.checksums import item_checksums
 from repos.lookups import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.models import HEAD, RepositoryVersion
-from repos.params import ITEM_QUERY_PARAMETERS, ItemQuery, parse_item_query
+from repos.params import ITEM_QUERY_PARAMETERS, ItemQuery, parse_bool, parse_item_query
 from repos.representation.body import iter_item_chunks
-from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_rows
 from repos.views.base import ReadAPIView, list_headers
 from repos.views.streaming import body_response, wants_zip
 
@@ -30,6 +32,15 @@ def stream_list(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) ->
     yield b"["
     yield from iter_item_chunks(kind, version, query.item_filter)
     yield b"]"
+
+
+def stream_list_with_checksums(kind: ItemKind, version: RepositoryVersion, query: ItemQuery) -> Iterator[bytes]:
+    """The same list, each item with its OCL ``checksums`` (``?checksums=true``)."""
+    separator = "["
+    for rows in iter_rows(kind, version, query.item_filter):
+        yield (separator + ",".join([text for _pk, text in with_checksums(kind, rows)])).encode()
+        separator = ","
+    yield b"[]" if separator == "[" else b"]"
 
 
 class ItemListView(ReadAPIView):
@@ -46,7 +57,8 @@ class ItemListView(ReadAPIView):
         )
         headers = list_headers(self.kind, version, query, "")
         headers.update(offset=str(query.offset), limit=str(query.limit))
-        chunks = stream_list(self.kind, version, query)
+        checksums = parse_bool(request.query_params, "checksums")
+        chunks = (stream_list_with_checksums if checksums else stream_list)(self.kind, version, query)
         return body_response(request, chunks, stream=query.is_unbounded, headers=headers)
 
 
@@ -59,4 +71,7 @@ class ItemDetailView(ReadAPIView):
             body = item_bytes(self.kind, item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"]))
         else:
             body = get_member_body(request, kwargs, self.kind, kwargs.get("version", HEAD))
+        if parse_bool(request.query_params, "checksums"):
+            # computed from the very bytes answered: what a client recomputes from them with ocldev
+            body = splice(body.decode(), *item_checksums(self.kind.key, body)).encode()
         return body_response(request, iter([body]), stream=False)

@@ -13,6 +13,7 @@ from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, Permis
 from rest_framework.request import Request
 
 from foundation.errors import Conflict
+from repos.checksum_store import version_checksums
 from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
 from repos.params import ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
@@ -44,6 +45,11 @@ class NewVersion(serializers.Serializer):
         return value
 
 
+def with_version_checksums(data: dict[str, Any], version: RepositoryVersion) -> dict[str, Any]:
+    """A version's representation with its OCL ``checksums`` (asked for with ``?checksums=true``)."""
+    return {**data, "checksums": version_checksums(version)}
+
+
 def require_admin(request: Request, repository: Repository) -> None:
     if not request.user.is_authenticated:
         raise NotAuthenticated()
@@ -67,6 +73,8 @@ class VersionListView(ReadAPIView):
         versions = [row for row in rows if row.version != HEAD and (released is None or row.released == released)]
         if released is not True:
             versions += [row for row in rows if row.version == HEAD] or [attach(repository.head(), repository)]
+        if parse_bool(request.query_params, "checksums"):
+            return json_response([with_version_checksums(versions_list_item(version), version) for version in versions])
         return json_response([versions_list_item(version) for version in versions])
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponseBase:
@@ -107,7 +115,14 @@ class VersionDetailView(ReadAPIView):
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs["version"])
-        return version_response(request, version, parse_item_query(request.query_params, whole=wants_zip(request)))
+        query = parse_item_query(request.query_params, whole=wants_zip(request))
+        # ?checksums=true (as oclapi2 takes it): the version's checksums among its own keys
+        top = (
+            with_version_checksums(version_dict(version), version)
+            if parse_bool(request.query_params, "checksums")
+            else None
+        )
+        return version_response(request, version, query, top=top)
 
     def delete(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)

@@ -1,0 +1,178 @@
+"""Reading OCL checksums out of the database: a version's listing, its own checksums, the backfill.
+
+Every item row carries its two checksums from the moment it is written (``render_parts``).
+Rows written before they existed (migration 0008) get theirs from ``manage.py backfill_checksums``;
+until then, anything read here computes a missing pair from the row's rendering on the fly, so an
+answer is never incomplete, only slower.
+
+The listing (``GET .../:version/checksums/``) is what a mirror compares with its upstream: each
+item's id, version id and checksums, streamed in keyset batches of the membership (a few short
+index scans per batch, no item JSON read), so a 100,000-item version costs a fraction of a
+second of server time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from repos.checksums import as_dict, combined, item_checksums
+from repos.models import RepositoryVersion
+from repos.representation.encoding import dumps
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, rendered_text
+
+KINDS = (CONCEPTS, MAPPINGS)
+
+# One row of a listing: (row id, item id, version id, standard, smart)
+Row = tuple[int, str, str, str, str]
+
+
+def _filled(kind: ItemKind, rows: list[tuple]) -> list[Row]:
+    """Rows as read by :func:`iter_checksum_rows`' query, with a missing pair computed from the
+    rendering the query brought along for exactly those rows."""
+    out = []
+    for pk, mnemonic, uuid, standard, smart, text in rows:
+        if standard is None or smart is None:
+            standard, smart = item_checksums(kind.key, rendered_text(kind, pk, text))
+        out.append((pk, mnemonic, uuid, standard, smart))
+    return out
+
+
+def iter_checksum_rows(
+    kind: ItemKind, version: RepositoryVersion, batch_size: int | None = None
+) -> Iterator[list[Row]]:
+    """Batches of every item of one list of ``version`` (retired ones too), by row id."""
+    batch_size = batch_size or settings.EXPORT_BATCH_SIZE
+    sql = (
+        "SELECT i.id, i.mnemonic, i.uuid, i.checksum_standard, i.checksum_smart, "
+        f"CASE WHEN i.checksum_standard IS NULL OR i.checksum_smart IS NULL THEN {item_sql()} END "
+        f"FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
+        # The same bound on both sides of the join, as representation.iter_rows explains.
+        f"WHERE m.repositoryversion_id = %s AND m.{kind.member_column} > %s AND i.id > %s "
+        f"ORDER BY m.{kind.member_column} LIMIT %s"
+    )
+    last_id = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [version.pk, last_id, last_id, batch_size])
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        yield _filled(kind, rows)
+        if len(rows) < batch_size:
+            return
+        last_id = rows[-1][0]
+
+
+def stream_listing(version: RepositoryVersion) -> Iterator[bytes]:
+    """``{"concepts": [{"id", "version", "checksums"}...], "mappings": [...]}``, batch by batch."""
+    separator = b"{"
+    for kind in KINDS:
+        yield separator + f'"{kind.key}":['.encode()
+        comma = b""
+        for rows in iter_checksum_rows(kind, version):
+            entries = [
+                {"id": mnemonic, "version": uuid, "checksums": as_dict(standard, smart)}
+                for _pk, mnemonic, uuid, standard, smart in rows
+            ]
+            yield comma + dumps(entries)[1:-1]
+            comma = b","
+        yield b"]"
+        separator = b","
+    yield b"}"
+
+
+def version_checksums(version: RepositoryVersion) -> dict[str, str | None]:
+    """The version's checksums: its items' combined (:func:`repos.checksums.combined`), concepts
+    and mappings together; None for an empty version. Stored on a named version the first time
+    (its items never change); HEAD's are computed on every call."""
+    if not version.is_head and version.checksum_standard is not None:
+        return as_dict(version.checksum_standard, version.checksum_smart)
+    standards: list[str] = []
+    smarts: list[str] = []
+    for kind in KINDS:
+        for rows in iter_checksum_rows(kind, version):
+            standards += [row[3] for row in rows]
+            smarts += [row[4] for row in rows]
+    standard, smart = combined(standards), combined(smarts)
+    if not version.is_head and standard is not None:
+        RepositoryVersion.objects.filter(pk=version.pk).update(checksum_standard=standard, checksum_smart=smart)
+        version.checksum_standard, version.checksum_smart = standard, smart
+    return as_dict(standard, smart)
+
+
+def with_checksums(kind: ItemKind, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Item texts ``(row id, JSON)`` with a ``checksums`` key added at their end (stored values;
+    a missing pair is computed from the text itself). One query per call."""
+    if not rows:
+        return rows
+    pks = [pk for pk, _text in rows]
+    placeholders = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, checksum_standard, checksum_smart FROM {kind.table} WHERE id IN ({placeholders})", pks
+        )
+        stored = {pk: (standard, smart) for pk, standard, smart in cursor.fetchall()}
+    out = []
+    for pk, text in rows:
+        standard, smart = stored.get(pk, (None, None))
+        if standard is None or smart is None:
+            standard, smart = item_checksums(kind.key, text)
+        out.append((pk, splice(text, standard, smart)))
+    return out
+
+
+def splice(text: str, standard: str, smart: str) -> str:
+    """An item's JSON text (an object) with ``"checksums"`` as its last key."""
+    return text[:-1] + ',"checksums":' + dumps(as_dict(standard, smart)).decode() + "}"
+
+
+def backfill(batch_size: int = 5000, on_batch: Callable[[str, int], None] | None = None) -> int:
+    """Compute and store the checksums of every rendered row that has none; returns how many.
+
+    In keyset batches, each its own transaction, so it can run beside the service and be stopped
+    and started again; memory stays one batch. Rows not rendered yet get both with their
+    rendering (``render_pending``), not here."""
+    done = 0
+    for kind in KINDS:
+        last_id = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT i.id, {item_sql()} FROM {kind.table} i WHERE i.id > %s AND i.json_head IS NOT NULL "
+                    "AND (i.checksum_standard IS NULL OR i.checksum_smart IS NULL) ORDER BY i.id LIMIT %s",
+                    [last_id, batch_size],
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            updates = [(*item_checksums(kind.key, text), pk) for pk, text in rows]
+            _store(kind, updates)
+            done += len(updates)
+            last_id = rows[-1][0]
+            if on_batch is not None:
+                on_batch(kind.key, len(updates))
+    return done
+
+
+def _store(kind: ItemKind, updates: list[tuple[str, str, int]]) -> None:
+    """``(standard, smart, id)`` rows onto their items: COPY and one UPDATE on PostgreSQL."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                f"UPDATE {kind.table} SET checksum_standard = %s, checksum_smart = %s WHERE id = %s", updates
+            )
+            return
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS item_checksums "
+            "(checksum_standard text, checksum_smart text, id bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY item_checksums FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {kind.table} AS i SET checksum_standard = c.checksum_standard, checksum_smart = c.checksum_smart "
+            "FROM item_checksums AS c WHERE i.id = c.id"
+        )
