@@ -74,10 +74,32 @@ COMPONENTS: dict[str, Schema] = {
         "A repository version (OCL JSON); with includeConcepts/includeMappings it carries its items.",
         id=STRING,
         url=STRING,
+        checksums=ref("Checksums"),
         concepts={"type": "array", "items": ref("Item")},
         mappings={"type": "array", "items": ref("Item")},
     ),
-    "Item": loose("A concept or mapping version (OCL JSON).", id=STRING, url=STRING),
+    "Item": loose("A concept or mapping version (OCL JSON).", id=STRING, url=STRING, checksums=ref("Checksums")),
+    "Checksums": {
+        "type": "object",
+        "description": "OCL's checksums (ocldev.checksum, MD5 hex) of the JSON served; with ?checksums=true. "
+        "A version's combine its items' as oclapi2 combines a page's (null: an empty version).",
+        "required": ["standard", "smart"],
+        "properties": {"standard": NULLABLE_STRING, "smart": NULLABLE_STRING},
+    },
+    "ChecksumEntry": {
+        "type": "object",
+        "required": ["id", "version", "checksums"],
+        "properties": {"id": STRING, "version": STRING, "checksums": ref("Checksums")},
+    },
+    "ChecksumListing": {
+        "type": "object",
+        "description": "Every item of the version (retired ones too), by row order: id, version id, checksums.",
+        "required": ["concepts", "mappings"],
+        "properties": {
+            "concepts": {"type": "array", "items": ref("ChecksumEntry")},
+            "mappings": {"type": "array", "items": ref("ChecksumEntry")},
+        },
+    },
     "Subscription": loose("A mirror subscription and its figures.", id={"type": "integer"}),
     "NewVersion": {
         "type": "object",
@@ -188,7 +210,9 @@ ITEM_FILTERS = [
         "or YYYYMMDDHHMMSS; anything else is a 400",
     ),
 ]
+CHECKSUMS = query("checksums", BOOLEAN, "true: add OCL's standard and smart checksums (as oclapi2 takes it)")
 VERSION_FILTERS = [
+    CHECKSUMS,
     query("includeConcepts", BOOLEAN, "Include the version's concepts"),
     query("includeMappings", BOOLEAN, "Include the version's mappings"),
     *ITEM_FILTERS,
@@ -216,7 +240,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("RepositoryDetailView", "GET"): Operation({200: Answer("The repository (its HEAD)", ref("Repository")), **READ}),
     ("VersionListView", "GET"): Operation(
-        {200: Answer("Versions newest first, HEAD last", {"type": "array", "items": ref("Version")}), **READ}
+        {200: Answer("Versions newest first, HEAD last", {"type": "array", "items": ref("Version")}), **READ},
+        [CHECKSUMS],
+    ),
+    ("VersionChecksumsView", "GET"): Operation(
+        {200: Answer("Every item's id, version id and OCL checksums, streamed", ref("ChecksumListing")), **READ}
     ),
     ("VersionListView", "POST"): Operation(
         {
@@ -243,9 +271,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {204: Answer("Deleted"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}
     ),
     ("ItemListView", "GET"): Operation(
-        {200: Answer("One list of items", {"type": "array", "items": ref("Item")}, PAGE_HEADERS), **READ}, ITEM_FILTERS
+        {200: Answer("One list of items", {"type": "array", "items": ref("Item")}, PAGE_HEADERS), **READ},
+        [CHECKSUMS, *ITEM_FILTERS],
     ),
-    ("ItemDetailView", "GET"): Operation({200: Answer("The item", ref("Item")), **READ}),
+    ("ItemDetailView", "GET"): Operation({200: Answer("The item", ref("Item")), **READ}, [CHECKSUMS]),
     ("ExportView", "GET"): Operation({**export_answers("GET"), 401: BAD_TOKEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]),
     ("ExportView", "POST"): Operation({**export_answers("POST"), 401: BAD_TOKEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]),
     ("ExportView", "DELETE"): Operation(
