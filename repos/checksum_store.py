@@ -91,18 +91,18 @@ def stream_listing(version: RepositoryVersion) -> Iterator[bytes]:
     yield b"}"
 
 
-# The entry as PostgreSQL writes it: one JSON text per row (to_json escapes as JSON requires), or,
-# for a row whose checksums are missing, "!" and its id, which _copy_entries fills in.
+# The entry as PostgreSQL writes it: one JSON text per row (to_json escapes as JSON requires).
 _ENTRY_SQL = (
-    """COALESCE('{"id":' || to_json(i.mnemonic)::text || ',"version":' || to_json(i.uuid)::text """
-    """|| ',"checksums":{"standard":"' || i.checksum_standard || '","smart":"' || i.checksum_smart || '"}}', """
-    """'!' || i.id::text)"""
+    """'{"id":' || to_json(i.mnemonic)::text || ',"version":' || to_json(i.uuid)::text """
+    """|| ',"checksums":{"standard":"' || i.checksum_standard || '","smart":"' || i.checksum_smart || '"}}'"""
 )
 
 
 def _copy_entries(kind: ItemKind, version: RepositoryVersion) -> Iterator[bytes]:
     """The entries of one list from one ``COPY ... TO STDOUT``: one statement, one merge join of
-    the membership with the items (as the export reads them), about 1 MiB a block."""
+    the membership with the items (as the export reads them), about 1 MiB a block. A list with
+    rows whose checksums are missing (found through the partial index that holds only those)
+    takes the batched road, which computes them: nothing can be asked mid-COPY."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT MIN({kind.member_column}), MAX({kind.member_column}) FROM {kind.membership} "
@@ -110,7 +110,19 @@ def _copy_entries(kind: ItemKind, version: RepositoryVersion) -> Iterator[bytes]
             [version.pk],
         )
         low, high = cursor.fetchone()
-    if low is None:
+        if low is None:
+            return
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {kind.table} i JOIN {kind.membership} m ON m.{kind.member_column} = i.id "
+            "WHERE i.checksum_standard IS NULL AND i.id BETWEEN %s AND %s AND m.repositoryversion_id = %s)",
+            [low, high, version.pk],
+        )
+        missing = cursor.fetchone()[0]
+    if missing:
+        comma = b""
+        for rows in iter_checksum_rows(kind, version):
+            yield comma + dumps([entry(row) for row in rows])[1:-1]
+            comma = b","
         return
     sql = (
         f"COPY (SELECT {_ENTRY_SQL} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
@@ -120,27 +132,9 @@ def _copy_entries(kind: ItemKind, version: RepositoryVersion) -> Iterator[bytes]
     )
     comma = b""
     with connection.cursor() as cursor:
-        # JSON text never holds a raw newline, so it separates the entries until they are checked
-        for block, _rows in copy_joined(cursor.cursor, sql, [version.pk, low, high], b"\n", COPY_BLOCK):
-            if block.startswith(b"!") or b"\n!" in block:
-                block = _fill_block(kind, block)
-            yield comma + block.replace(b"\n", b",")
+        for block, _rows in copy_joined(cursor.cursor, sql, [version.pk, low, high], b",", COPY_BLOCK):
+            yield comma + block
             comma = b","
-
-
-def _fill_block(kind: ItemKind, block: bytes) -> bytes:
-    """A block's entries with those marked missing computed from their items' renderings."""
-    lines = block.split(b"\n")
-    missing = [int(line[1:]) for line in lines if line.startswith(b"!")]
-    with connection.cursor() as cursor:
-        placeholders = ", ".join(["%s"] * len(missing))
-        cursor.execute(
-            "SELECT i.id, i.mnemonic, i.uuid, NULL, NULL, " + item_sql() + f" FROM {kind.table} i "
-            f"WHERE i.id IN ({placeholders})",
-            missing,
-        )
-        filled = {row[0]: dumps(entry(row)) for row in _filled(kind, cursor.fetchall())}
-    return b"\n".join(filled[int(line[1:])] if line.startswith(b"!") else line for line in lines)
 
 
 def version_checksums(version: RepositoryVersion) -> dict[str, str | None]:
@@ -201,7 +195,8 @@ def backfill(batch_size: int = 5000, on_batch: Callable[[str, int], None] | None
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT i.id, {item_sql()} FROM {kind.table} i WHERE i.id > %s AND i.json_head IS NOT NULL "
-                    "AND (i.checksum_standard IS NULL OR i.checksum_smart IS NULL) ORDER BY i.id LIMIT %s",
+                    # checksum_standard IS NULL: the partial index of the rows without checksums
+                    "AND i.checksum_standard IS NULL ORDER BY i.id LIMIT %s",
                     [last_id, batch_size],
                 )
                 rows = cursor.fetchall()

@@ -296,6 +296,8 @@ class ConceptVersion(models.Model):
         indexes = [
             models.Index(fields=["updated_on"], name="concept_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="concept_unrendered"),
+            # Rows without OCL checksums (written before they existed): few or none, so tiny.
+            models.Index(fields=["id"], condition=Q(checksum_standard__isnull=True), name="concept_no_checksums"),
             models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="concept_sizes"),
         ]
 
@@ -344,6 +346,7 @@ class MappingVersion(models.Model):
         indexes = [
             models.Index(fields=["updated_on"], name="mapping_updated_on"),
             models.Index(fields=["id"], condition=Q(json_head__isnull=True), name="mapping_unrendered"),
+            models.Index(fields=["id"], condition=Q(checksum_standard__isnull=True), name="mapping_no_checksums"),
             models.Index(fields=["id"], include=["is_latest_version", "json_size"], name="mapping_sizes"),
         ]
 

@@ -41,6 +41,7 @@ REPOSITORY_ROUTES = [
     "sources/{repo}/versions/",
     "sources/{repo}/{version}/",
     "sources/{repo}/{version}/export/",
+    "sources/{repo}/{version}/checksums/",
     "sources/{repo}/concepts/",
     "sources/{repo}/concepts/{concept}/",
     "sources/{repo}/concepts/{concept}/{concept_uuid}/",
@@ -89,6 +90,7 @@ QUERY_VALUES = {
         "",
     ],
     "includeConcepts": ["maybe", "TRUE", "", "1"],
+    "checksums": ["maybe", "", "1", "%E2%98%83"],
     "format": ["xml", "", "..%2Ftgz", "ZIP", "tgz ", "%E2%98%83"],
     "wait": ["nan", "inf", "-1", "1e999", "x"],
     "q": ["%00"],
@@ -98,6 +100,9 @@ QUERY_ROUTES = [
     "/orgs/CIEL/sources/CIEL/v1/",
     "/orgs/CIEL/sources/CIEL/HEAD/concepts/",
     "/orgs/CIEL/sources/CIEL/v1/export/",
+    "/orgs/CIEL/sources/CIEL/v1/checksums/",
+    "/orgs/CIEL/sources/CIEL/versions/",
+    "/orgs/CIEL/sources/CIEL/v1/concepts/1/",
 ]
 
 
