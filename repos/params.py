@@ -104,6 +104,8 @@ def parse_updated_since(params: QueryDict) -> datetime | None:
 ITEM_QUERY_PARAMETERS = frozenset(
     {"includeConcepts", "includeMappings", "includeRetired", "limit", "offset", "updatedSince"}
 )
+# ?checksums=true: OCL's checksums added where oclapi2 returns them (repos.checksum_store).
+CHECKSUMS_PARAMETER = "checksums"
 
 
 @dataclass(frozen=True)

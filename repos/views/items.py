@@ -20,7 +20,7 @@ from repos.checksum_store import splice, with_checksums
 from repos.checksums import item_checksums
 from repos.lookups import get_member_body, get_repository, get_repository_version, item_version_pk
 from repos.models import HEAD, RepositoryVersion
-from repos.params import ITEM_QUERY_PARAMETERS, ItemQuery, parse_bool, parse_item_query
+from repos.params import CHECKSUMS_PARAMETER, ITEM_QUERY_PARAMETERS, ItemQuery, parse_bool, parse_item_query
 from repos.representation.body import iter_item_chunks
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_bytes, iter_rows
 from repos.views.base import ReadAPIView, list_headers
@@ -45,7 +45,7 @@ def stream_list_with_checksums(kind: ItemKind, version: RepositoryVersion, query
 
 class ItemListView(ReadAPIView):
     kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
-    reads = ITEM_QUERY_PARAMETERS
+    reads = ITEM_QUERY_PARAMETERS | {CHECKSUMS_PARAMETER}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs.get("version", HEAD))
@@ -57,13 +57,14 @@ class ItemListView(ReadAPIView):
         )
         headers = list_headers(self.kind, version, query, "")
         headers.update(offset=str(query.offset), limit=str(query.limit))
-        checksums = parse_bool(request.query_params, "checksums")
+        checksums = parse_bool(request.query_params, CHECKSUMS_PARAMETER)
         chunks = (stream_list_with_checksums if checksums else stream_list)(self.kind, version, query)
         return body_response(request, chunks, stream=query.is_unbounded, headers=headers)
 
 
 class ItemDetailView(ReadAPIView):
     kind: ItemKind = CONCEPTS  # set per route by as_view(kind=...)
+    reads = frozenset({CHECKSUMS_PARAMETER})
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         if "uuid" in kwargs:
@@ -71,7 +72,7 @@ class ItemDetailView(ReadAPIView):
             body = item_bytes(self.kind, item_version_pk(self.kind, repository, kwargs["item"], kwargs["uuid"]))
         else:
             body = get_member_body(request, kwargs, self.kind, kwargs.get("version", HEAD))
-        if parse_bool(request.query_params, "checksums"):
+        if parse_bool(request.query_params, CHECKSUMS_PARAMETER):
             # computed from the very bytes answered: what a client recomputes from them with ocldev
             body = splice(body.decode(), *item_checksums(self.kind.key, body)).encode()
         return body_response(request, iter([body]), stream=False)

@@ -16,7 +16,7 @@ from foundation.errors import Conflict
 from repos.checksum_store import version_checksums
 from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
-from repos.params import ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
+from repos.params import CHECKSUMS_PARAMETER, ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
 from repos.representation.shapes import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
@@ -63,7 +63,7 @@ class VersionListView(ReadAPIView):
     ``?released=true|false`` keeps the versions whose ``released`` is that (HEAD never is
     released); the ``ocl`` CLI sends it for ``ocl repo versions --released true``."""
 
-    reads = frozenset({"released"})
+    reads = frozenset({"released", CHECKSUMS_PARAMETER})
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         released = parse_bool(request.query_params, "released") if "released" in request.query_params else None
@@ -73,7 +73,7 @@ class VersionListView(ReadAPIView):
         versions = [row for row in rows if row.version != HEAD and (released is None or row.released == released)]
         if released is not True:
             versions += [row for row in rows if row.version == HEAD] or [attach(repository.head(), repository)]
-        if parse_bool(request.query_params, "checksums"):
+        if parse_bool(request.query_params, CHECKSUMS_PARAMETER):
             return json_response([with_version_checksums(versions_list_item(version), version) for version in versions])
         return json_response([versions_list_item(version) for version in versions])
 
@@ -111,7 +111,7 @@ class VersionListView(ReadAPIView):
 class VersionDetailView(ReadAPIView):
     """The version, with its items as asked; ``HEAD`` and ``latest`` work as names."""
 
-    reads = ITEM_QUERY_PARAMETERS
+    reads = ITEM_QUERY_PARAMETERS | {CHECKSUMS_PARAMETER}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs["version"])
@@ -119,7 +119,7 @@ class VersionDetailView(ReadAPIView):
         # ?checksums=true (as oclapi2 takes it): the version's checksums among its own keys
         top = (
             with_version_checksums(version_dict(version), version)
-            if parse_bool(request.query_params, "checksums")
+            if parse_bool(request.query_params, CHECKSUMS_PARAMETER)
             else None
         )
         return version_response(request, version, query, top=top)
