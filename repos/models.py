@@ -375,6 +375,31 @@ class VersionMapping(models.Model):
         db_table = "repos_version_mappings"
 
 
+class HeadRemoval(models.Model):
+    """An item that left a HEAD: what a client that holds HEAD must drop (a tombstone).
+
+    Written where HEAD loses an item (``repos.importers.removals``), read by
+    ``?includeRemoved=true`` (``repos.removals``). One row per item and HEAD, the latest removal:
+    an item removed again replaces its row, so the table grows with the items ever removed, not
+    with every import. The URLs are kept as they were, so a removal reads the same however the
+    source is renamed or emptied later.
+    """
+
+    head = models.ForeignKey(RepositoryVersion, on_delete=models.CASCADE, related_name="removals")
+    kind = models.CharField(max_length=16)  # "concepts" or "mappings"
+    source = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+")
+    mnemonic = models.CharField(max_length=255)  # the item's id
+    url = models.TextField()
+    version_url = models.TextField()  # of the row HEAD held when the item left it
+    removed_on = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["head", "kind", "source", "mnemonic"], name="unique_head_removal")
+        ]
+        indexes = [models.Index(fields=["head", "removed_on"], name="head_removal_since")]
+
+
 def snapshot_head(
     repository: Repository,
     version_id: str,

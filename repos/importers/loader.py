@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from tqdm import tqdm
 
 from repos import signals
@@ -36,8 +37,9 @@ from repos.importers.normalize import (
     plan_from_metadata,
 )
 from repos.importers.owners import SourceResolver, ensure_repository
-from repos.importers.reader import DAMAGED, ITEM_ARRAYS, describe, open_export, read_metadata
-from repos.importers.scanner import ScanLimitError, iter_items
+from repos.importers.reader import DAMAGED, ITEM_ARRAYS, TRAILING_KEYS, describe, open_export, read_metadata
+from repos.importers.removals import REMOVED, RemovedWriter, keep_only_staged, remove_listed
+from repos.importers.scanner import ARRAY, VALUE, ScanLimitError, iter_items
 from repos.importers.staging import RowWriter, create_staging, index_staging
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
 from repos.representation.items import CONCEPTS, KINDS, MAPPINGS, ItemKind
@@ -64,6 +66,7 @@ class ImportSummary:
     new_mappings: int = 0
     seconds: float = 0.0
     placeholders: list[str] = field(default_factory=list)
+    removed: int = 0  # items that left HEAD (a newest version's import, a diff's removed list)
     newest: datetime | None = None  # the newest updated_on among the file's items
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
 
@@ -163,6 +166,7 @@ def _load(
     rows replace their items' rows, other items stay) is already what applying changes means,
     and no version is named or written."""
     phases = Phases()
+    removals = 0
     _tune_session()
     repository = ensure_repository(plan)
     head = repository.head()
@@ -177,8 +181,13 @@ def _load(
     # Rows going straight into the real tables carry their rendering, made here from the same
     # values (nothing rewrites them later); every other new row is rendered after the merge.
     renderer = ItemRenderer(repository) if direct else None
-    _stage_items(path, resolver, writer, quiet, batch_size, renderer)
+    # A diff may list what left the upstream's HEAD; a version file's removals follow from its items.
+    removed = RemovedWriter() if partial else None
+    trailing = _stage_items(path, resolver, writer, quiet, batch_size, renderer, removed)
     phases.done("stage")
+    if "references" in trailing and not repository.is_source:
+        value = trailing["references"]
+        plan.references = value if isinstance(value, list) else None
     _refuse_repeated_items(path, repository.pk if direct else None)
     phases.done("repeats")
     if direct:
@@ -191,6 +200,10 @@ def _load(
     else:
         _merge_staged(repository, head, phases)
         written = None
+        if removed is not None:
+            now = timezone.now()
+            removals = sum(remove_listed(kind, head.pk, now) for kind in KINDS.values())
+            phases.done("removals")
     if not repository.is_source and plan.references is not None and head.references != plan.references:
         head.references = plan.references
         head.save(update_fields=["references"])
@@ -198,10 +211,10 @@ def _load(
         written.counts(kind) if written is not None else merge.counts(kind) for kind in (CONCEPTS, MAPPINGS)
     )
     if partial:
-        version_id, status = HEAD, CHANGED if new_concepts or new_mappings else UNCHANGED
+        version_id, status = HEAD, CHANGED if new_concepts or new_mappings or removals else UNCHANGED
     else:
         version_id = plan.version_id or version or version_from_file_name(path) or _version_from_items(written)
-        status = _write_version(repository, head, plan, version_id, written)
+        status, removals = _write_version(repository, head, plan, version_id, written)
         phases.done("version")
     return ImportSummary(
         path=str(path),
@@ -213,6 +226,7 @@ def _load(
         new_concepts=new_concepts,
         new_mappings=new_mappings,
         placeholders=[source.url for source in resolver.created],
+        removed=removals,
         newest=written.newest if written is not None else merge.newest_updated_on((CONCEPTS, MAPPINGS)),
         phases=dict(phases),
     )
@@ -291,8 +305,11 @@ def _stage_items(
     quiet: bool,
     batch_size: int,
     renderer: ItemRenderer | None = None,
-) -> None:
-    """Stream the items into the staging (or real) tables, one batch per kind at a time."""
+    removed: RemovedWriter | None = None,
+) -> dict[str, Any]:
+    """Stream the items into the staging (or real) tables, one batch per kind at a time; with
+    ``removed``, a diff's removed entries into theirs. Returns the metadata that followed the
+    first item array (see :mod:`repos.importers.reader`)."""
     builders: dict[str, tuple[Callable[[dict], tuple], Callable[[dict], str | None]]] = {
         "concepts": (concept_row, concept_source_url),
         "mappings": (mapping_row, mapping_source_url),
@@ -300,9 +317,24 @@ def _stage_items(
     batches: dict[str, list[tuple]] = {key: [] for key in KINDS}
     progress = tqdm(desc=f"importing {path.name}", unit=" items", file=sys.stderr, disable=quiet, mininterval=1)
     key, index, ordinal = "concepts", -1, 0
+    arrays = (*ITEM_ARRAYS, REMOVED) if removed is not None else ITEM_ARRAYS
+    trailing: dict[str, Any] = {}
+    after_items = False
     with open_export(path) as stream:
         try:
-            for key, index, item in iter_items(stream, ITEM_ARRAYS):
+            for key, index, item in iter_items(stream, arrays, values=True):
+                if index < 0:
+                    # A top-level value (read in the first pass when it came before the items).
+                    after_items = after_items or index == ARRAY
+                    if index == VALUE and after_items and key in TRAILING_KEYS:
+                        trailing[key] = item
+                    continue
+                if key == REMOVED and removed is not None:
+                    try:
+                        removed.add(index, item)
+                    except ImportFileError as exc:
+                        raise ImportFileError(f"{path}: {exc}") from exc
+                    continue
                 build, source_url = builders[key]
                 ordinal += 1
                 try:
@@ -329,6 +361,8 @@ def _stage_items(
                 writer.write(KINDS[key], batch)
                 progress.update(len(batch))
             writer.close()
+            if removed is not None:
+                removed.flush()
         except BaseException as exc:
             writer.abort(exc)
             if isinstance(exc, ScanLimitError):
@@ -341,6 +375,7 @@ def _stage_items(
             raise
         finally:
             progress.close()
+    return trailing
 
 
 def _version_from_items(written: Written | None) -> str:
@@ -354,11 +389,13 @@ def _version_from_items(written: Written | None) -> str:
 
 def _write_version(
     repository: Repository, head: RepositoryVersion, plan: RepoPlan, version_id: str, written: Written | None
-) -> str:
-    """The named version of the file: created with the file's rows, or found holding exactly them.
+) -> tuple[str, int]:
+    """The named version of the file: created with the file's rows, or found holding exactly them;
+    (the status, how many items left HEAD).
 
     ``written`` is set on a source's first import, whose rows are exactly HEAD's; else the
-    staging tables list the file's rows."""
+    staging tables list the file's rows. A created version newer than every other makes HEAD
+    hold exactly its items (see :mod:`repos.importers.removals`)."""
     if version_id == HEAD:
         raise ImportFileError("a file cannot be imported as the HEAD version")
     existing = RepositoryVersion.objects.filter(repository=repository, version=version_id).first()
@@ -367,7 +404,7 @@ def _write_version(
         if (written is None or written.total == 0) and all(
             merge.same_membership(kind, existing.pk) for kind in KINDS.values()
         ):
-            return UNCHANGED
+            return UNCHANGED, 0
         raise ImportFileError(
             f"version {version_id!r} of {repository.url} already exists with other content; "
             "versions are immutable, import under another version id"
@@ -395,8 +432,18 @@ def _write_version(
         # A plain Source/Collection file: the version is as new as its newest item.
         created.created_on = created.updated_on = created.last_updated
     created.save(update_fields=["last_updated", "created_on", "updated_on"])
+    removals = 0
+    if written is None and _is_newest(created):
+        now = timezone.now()
+        removals = sum(keep_only_staged(kind, head.pk, now) for kind in KINDS.values())
     transaction.on_commit(lambda: signals.version_created.send(sender=RepositoryVersion, version=created, user=None))
-    return CREATED
+    return CREATED, removals
+
+
+def _is_newest(version: RepositoryVersion) -> bool:
+    """No other version of the repository was created after it (an older one imported late is not)."""
+    others = version.repository.versions.exclude(version=HEAD).exclude(pk=version.pk)
+    return not others.filter(created_on__gt=version.created_on).exists()
 
 
 def _named_previous(repository: Repository, url: str) -> tuple[RepositoryVersion | None, str | None]:

@@ -7,7 +7,10 @@ Nothing here reads a whole file into memory: the archive member is decompressed 
 Reading happens in two passes over the file. The first collects the top-level metadata and stops
 at the first items array when the file says what it is before its items (every OCL export does);
 otherwise it reads on to the end, dropping the items. The second builds the concepts and mappings
-one at a time.
+one at a time, and picks up the metadata that comes after them: this service's own export (and
+every read of a collection version) writes ``references`` after ``concepts`` and ``mappings``, and
+a mirror that stopped at the first array lost them. Reading on in the first pass would parse
+every item twice; the second pass reads them anyway.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from repos.importers.errors import ImportFileError
 from repos.importers.scanner import ARRAY, VALUE, iter_items
 
 ITEM_ARRAYS = ("concepts", "mappings")
+# Metadata the second pass keeps when it follows the item arrays; anything else there is dropped.
+TRAILING_KEYS = frozenset({"references"})
 MEMBER_NAME = "export.json"
 
 # Decompression and parse errors that mean "this file is damaged", as opposed to our own bugs.

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from read_cache.middleware import keep
 from repos.models import RepositoryVersion
 from repos.params import ItemQuery
+from repos.removals import with_removed
 from repos.representation.body import stream_version
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, count_items
 from repos.views.streaming import body_response
@@ -87,9 +88,16 @@ def page_headers(version: RepositoryVersion, query: ItemQuery) -> dict[str, str]
 
 
 def version_response(
-    request: Request, version: RepositoryVersion, query: ItemQuery, top: dict[str, Any] | None = None
+    request: Request,
+    version: RepositoryVersion,
+    query: ItemQuery,
+    top: dict[str, Any] | None = None,
+    removed: bool = False,
 ) -> HttpResponseBase:
-    """``GET .../:version/?...``: the one representation, streamed when it holds every item."""
+    """``GET .../:version/?...``: the one representation, streamed when it holds every item;
+    ``removed``: with what left HEAD (``repos.removals``)."""
     headers = page_headers(version, query)
     chunks: Iterator[bytes] = stream_version(version, query.item_filter, top=top)
+    if removed:
+        chunks = with_removed(chunks, version, query.item_filter)
     return body_response(request, chunks, stream=query.wants_items and query.is_unbounded, headers=headers)

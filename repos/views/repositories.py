@@ -9,6 +9,8 @@ from rest_framework.request import Request
 
 from repos.lookups import get_owner, get_repository, visible_repositories
 from repos.params import ITEM_QUERY_PARAMETERS, parse_item_query
+from repos.removals import PARAMETER as INCLUDE_REMOVED
+from repos.removals import wants_removed
 from repos.representation.encoding import dumps
 from repos.representation.shapes import repository_dict
 from repos.views.base import ReadAPIView, version_response
@@ -27,7 +29,7 @@ class RepositoryListView(ReadAPIView):
 class RepositoryDetailView(ReadAPIView):
     """The repository; with includeConcepts/includeMappings, HEAD's items under it."""
 
-    reads = ITEM_QUERY_PARAMETERS
+    reads = ITEM_QUERY_PARAMETERS | {INCLUDE_REMOVED}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)
@@ -35,7 +37,9 @@ class RepositoryDetailView(ReadAPIView):
         top = repository_dict(repository)
         if not query.wants_items:
             # No items: the repository alone, not HEAD's version shape (no references either).
+            wants_removed(request.query_params, None, query)  # includeRemoved=true is a 400 here
             return body_response(request, iter([dumps(top)]), stream=False)
         head = repository.head()
         head.repository = repository
-        return version_response(request, head, query, top=top)
+        removed = wants_removed(request.query_params, head, query)
+        return version_response(request, head, query, top=top, removed=removed)

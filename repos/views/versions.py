@@ -17,6 +17,8 @@ from repos.checksum_store import version_checksums
 from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
 from repos.params import CHECKSUMS_PARAMETER, ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
+from repos.removals import PARAMETER as INCLUDE_REMOVED
+from repos.removals import wants_removed
 from repos.representation.shapes import version_dict, versions_list_item
 from repos.signals import version_created
 from repos.views.base import ReadAPIView, version_response
@@ -111,7 +113,7 @@ class VersionListView(ReadAPIView):
 class VersionDetailView(ReadAPIView):
     """The version, with its items as asked; ``HEAD`` and ``latest`` work as names."""
 
-    reads = ITEM_QUERY_PARAMETERS | {CHECKSUMS_PARAMETER}
+    reads = ITEM_QUERY_PARAMETERS | {CHECKSUMS_PARAMETER, INCLUDE_REMOVED}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         version = get_repository_version(request, kwargs, kwargs["version"])
@@ -122,7 +124,8 @@ class VersionDetailView(ReadAPIView):
             if parse_bool(request.query_params, CHECKSUMS_PARAMETER)
             else None
         )
-        return version_response(request, version, query, top=top)
+        removed = wants_removed(request.query_params, version, query)
+        return version_response(request, version, query, top=top, removed=removed)
 
     def delete(self, request: Request, **kwargs: Any) -> HttpResponseBase:
         repository = get_repository(request, kwargs)

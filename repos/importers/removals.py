@@ -1,0 +1,134 @@
+"""Taking items out of a HEAD, leaving a tombstone for each (``repos.models.HeadRemoval``).
+
+Two imports remove items, both inside the import's transaction:
+
+- a version newer than every version the repository holds (a source or a collection) makes HEAD
+  hold exactly the version's items: OCL's versions are snapshots of HEAD, so an item missing from
+  the newest one has left HEAD (a collection reference removed, a concept hard-deleted);
+- a diff (a partial import) that lists ``removed`` items, as ``?includeRemoved=true`` writes
+  them: each named item leaves HEAD unless the same diff delivers it again.
+
+The removed entries of a diff stream into a temporary table like the items do, so a diff naming
+a million removals holds one batch in memory. Everything is a few set-based statements.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from repos.importers.errors import ImportFileError
+from repos.models import Repository
+from repos.representation.items import ItemKind
+
+REMOVED = "removed"  # the array of a diff that lists what left HEAD
+STAGING = "import_removed"
+BATCH = 5000
+TYPES = {"Concept": "concepts", "Mapping": "mappings"}
+ITEM_URL = re.compile(r"^/(orgs|users)/([^/]+)/sources/([^/]+)/(concepts|mappings)/([^/]+)/$")
+
+# A HEAD membership row, its item (``i``) and that item's source URL, as the representation writes it.
+_SOURCE_URL = (
+    "'/' || CASE WHEN r.owner_org_id IS NOT NULL THEN 'orgs/' || o.mnemonic ELSE 'users/' || u.username END "
+    "|| '/' || r.repo_type || '/' || r.mnemonic || '/'"
+)
+
+
+def _execute(sql: str, params: list | tuple = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def remove_from_head(kind: ItemKind, head_id: int, condition: str, params: list, now: datetime) -> int:
+    """Take HEAD's rows of ``kind`` whose item ``i`` meets ``condition`` out of HEAD; how many.
+
+    Each removed item gets a tombstone stamped ``now`` (an earlier one of the same item goes)."""
+    member = kind.member_column
+    picked = (
+        f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
+        f"WHERE m.repositoryversion_id = %s AND ({condition})"
+    )
+    _execute(
+        f"DELETE FROM repos_headremoval WHERE head_id = %s AND kind = %s AND EXISTS ("
+        f" SELECT 1 {picked} AND i.source_id = repos_headremoval.source_id AND i.mnemonic = repos_headremoval.mnemonic)",
+        [head_id, kind.key, head_id, *params],
+    )
+    _execute(
+        "INSERT INTO repos_headremoval (head_id, kind, source_id, mnemonic, url, version_url, removed_on) "
+        f"SELECT %s, %s, i.source_id, i.mnemonic, {_SOURCE_URL} || %s || i.mnemonic || '/', "
+        f"{_SOURCE_URL} || %s || i.mnemonic || '/' || i.uuid || '/', %s "
+        f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
+        "JOIN repos_repository AS r ON r.id = i.source_id "
+        "LEFT JOIN repos_organization AS o ON o.id = r.owner_org_id LEFT JOIN auth_user AS u ON u.id = r.owner_user_id "
+        f"WHERE m.repositoryversion_id = %s AND ({condition})",
+        [head_id, kind.key, f"{kind.key}/", f"{kind.key}/", now, head_id, *params],
+    )
+    return _execute(
+        f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN (SELECT i.id {picked})",
+        [head_id, head_id, *params],
+    )
+
+
+def keep_only_staged(kind: ItemKind, head_id: int, now: datetime) -> int:
+    """HEAD holds the staged rows of ``kind`` and nothing else (a newest version's import)."""
+    return remove_from_head(kind, head_id, f"i.id NOT IN (SELECT row_id FROM {kind.staging})", [], now)
+
+
+def remove_listed(kind: ItemKind, head_id: int, now: datetime) -> int:
+    """A diff's removed items of ``kind`` leave HEAD, unless the diff also delivers them."""
+    return remove_from_head(
+        kind,
+        head_id,
+        f"EXISTS (SELECT 1 FROM {STAGING} AS rm WHERE rm.kind = %s AND rm.source_id = i.source_id "
+        f"AND rm.mnemonic = i.mnemonic) AND i.id NOT IN (SELECT row_id FROM {kind.staging})",
+        [kind.key],
+        now,
+    )
+
+
+class RemovedWriter:
+    """The ``removed`` entries of a diff into the temporary table, a batch at a time.
+
+    An entry names its item by ``url`` (``/orgs/X/sources/Y/concepts/ID/``); one whose source is
+    not here names nothing HEAD could hold, and is skipped. A malformed entry refuses the file."""
+
+    def __init__(self) -> None:
+        _execute(f"DROP TABLE IF EXISTS {STAGING}")
+        _execute(f"CREATE TEMPORARY TABLE {STAGING} (kind varchar(16), source_id bigint, mnemonic varchar(255))")
+        self.sources: dict[tuple[str, str, str], int | None] = {}
+        self.batch: list[tuple[str, int, str]] = []
+        self.count = 0
+
+    def add(self, index: int, entry: Any) -> None:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        parsed = ITEM_URL.match(url) if isinstance(url, str) else None
+        kind = TYPES.get(entry.get("type")) if isinstance(entry, dict) else None
+        if parsed is None or kind is None or kind != parsed.group(4):
+            raise ImportFileError(
+                f"removed entry #{index} is not an object with a type (Concept or Mapping) and its item's url"
+            )
+        segment, owner, source, _, mnemonic = parsed.groups()
+        source_id = self._source(segment, owner, source)
+        self.count += 1
+        if source_id is not None:
+            self.batch.append((kind, source_id, mnemonic))
+            if len(self.batch) >= BATCH:
+                self.flush()
+
+    def _source(self, segment: str, owner: str, mnemonic: str) -> int | None:
+        key = (segment, owner, mnemonic)
+        if key not in self.sources:
+            owner_filter = {"owner_org__mnemonic": owner} if segment == "orgs" else {"owner_user__username": owner}
+            found = Repository.objects.filter(repo_type=Repository.SOURCES, mnemonic=mnemonic, **owner_filter)
+            self.sources[key] = found.values_list("pk", flat=True).first()
+        return self.sources[key]
+
+    def flush(self) -> None:
+        if self.batch:
+            with connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {STAGING} (kind, source_id, mnemonic) VALUES (%s, %s, %s)", self.batch)
+            self.batch.clear()
