@@ -180,7 +180,7 @@ def removed_entry(concept: str) -> dict[str, str]:
 def test_a_diff_takes_the_items_it_lists_as_removed_out_of_head(tmp_path: Path) -> None:
     import_file(REFAPP)
     summary = import_file(diff(tmp_path, [removed_entry("159947")]), partial=True)
-    assert (summary.status, summary.removed) == ("changed", 1)
+    assert (summary.status, summary.removed, summary.lists_removed) == ("changed", 1, True)
     assert head_state(COLLECTION)[0] == {"1002"}
     assert HeadRemoval.objects.get().mnemonic == "159947"
     assert import_file(diff(tmp_path, [removed_entry("159947")]), partial=True).status == "unchanged"
@@ -212,6 +212,34 @@ def test_a_malformed_removed_entry_refuses_the_diff_and_changes_nothing(tmp_path
     with pytest.raises(ImportFileError, match="removed entry #1 is not"):
         import_file(diff(tmp_path, [removed_entry("159947"), entry]), partial=True)
     assert head_state(COLLECTION)[0] == {"1002", "159947"}
+
+
+def members_diff(tmp_path: Path, members: list[Any]) -> Path:
+    path = diff(tmp_path, [])
+    data = json.loads(path.read_text())
+    del data["removed"]
+    data["members"] = members
+    return write(path, data)
+
+
+@pytest.mark.django_db
+def test_a_diff_listing_heads_members_takes_every_other_item_out(tmp_path: Path) -> None:
+    import_file(REFAPP)
+    # OCL v2 lists a collection's items by their version URLs; a type is optional.
+    pinned = next(c for c in refapp()["concepts"] if c["id"] == "1002")["version_url"]
+    summary = import_file(members_diff(tmp_path, [{"url": pinned}]), partial=True)
+    assert (summary.removed, summary.lists_removed) == (1, False)
+    assert head_state(COLLECTION)[0] == {"1002"}
+    assert HeadRemoval.objects.get().mnemonic == "159947"
+
+
+@pytest.mark.django_db
+def test_an_empty_members_list_empties_head_and_a_diff_without_one_keeps_it(tmp_path: Path) -> None:
+    import_file(REFAPP)
+    import_file(diff(tmp_path, []), partial=True)
+    assert head_state(COLLECTION)[0] == {"1002", "159947"}
+    import_file(members_diff(tmp_path, []), partial=True)
+    assert head_state(COLLECTION)[0] == set()
 
 
 @pytest.mark.django_db

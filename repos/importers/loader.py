@@ -38,7 +38,14 @@ from repos.importers.normalize import (
 )
 from repos.importers.owners import SourceResolver, ensure_repository
 from repos.importers.reader import DAMAGED, ITEM_ARRAYS, TRAILING_KEYS, describe, open_export, read_metadata
-from repos.importers.removals import REMOVED, RemovedWriter, keep_only_staged, remove_listed
+from repos.importers.removals import (
+    MEMBERS,
+    REMOVED,
+    ListWriter,
+    keep_only_staged,
+    remove_listed,
+    remove_unlisted,
+)
 from repos.importers.scanner import ARRAY, VALUE, ScanLimitError, iter_items
 from repos.importers.staging import RowWriter, create_staging, index_staging
 from repos.models import HEAD, Repository, RepositoryVersion, copy_membership
@@ -66,7 +73,8 @@ class ImportSummary:
     new_mappings: int = 0
     seconds: float = 0.0
     placeholders: list[str] = field(default_factory=list)
-    removed: int = 0  # items that left HEAD (a newest version's import, a diff's removed list)
+    removed: int = 0  # items that left HEAD (a newest version's import, a diff's removed or members list)
+    lists_removed: bool = False  # a diff that had a removed list (an upstream that keeps removals)
     newest: datetime | None = None  # the newest updated_on among the file's items
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
 
@@ -181,9 +189,10 @@ def _load(
     # Rows going straight into the real tables carry their rendering, made here from the same
     # values (nothing rewrites them later); every other new row is rendered after the merge.
     renderer = ItemRenderer(repository) if direct else None
-    # A diff may list what left the upstream's HEAD; a version file's removals follow from its items.
-    removed = RemovedWriter() if partial else None
-    trailing = _stage_items(path, resolver, writer, quiet, batch_size, renderer, removed)
+    # A diff may list what left the upstream's HEAD, or all it holds; a version file's removals
+    # follow from its items.
+    lists = {array: ListWriter(array) for array in (REMOVED, MEMBERS)} if partial else {}
+    trailing = _stage_items(path, resolver, writer, quiet, batch_size, renderer, lists)
     phases.done("stage")
     if "references" in trailing and not repository.is_source:
         value = trailing["references"]
@@ -200,10 +209,12 @@ def _load(
     else:
         _merge_staged(repository, head, phases)
         written = None
-        if removed is not None:
-            now = timezone.now()
-            removals = sum(remove_listed(kind, head.pk, now) for kind in KINDS.values())
-            phases.done("removals")
+        now = timezone.now()
+        if REMOVED in lists and lists[REMOVED].seen:
+            removals += sum(remove_listed(kind, head.pk, now) for kind in KINDS.values())
+        if MEMBERS in lists and lists[MEMBERS].seen:
+            removals += sum(remove_unlisted(kind, head.pk, now) for kind in KINDS.values())
+        phases.done("removals")
     if not repository.is_source and plan.references is not None and head.references != plan.references:
         head.references = plan.references
         head.save(update_fields=["references"])
@@ -227,6 +238,7 @@ def _load(
         new_mappings=new_mappings,
         placeholders=[source.url for source in resolver.created],
         removed=removals,
+        lists_removed=REMOVED in lists and lists[REMOVED].seen,
         newest=written.newest if written is not None else merge.newest_updated_on((CONCEPTS, MAPPINGS)),
         phases=dict(phases),
     )
@@ -305,11 +317,11 @@ def _stage_items(
     quiet: bool,
     batch_size: int,
     renderer: ItemRenderer | None = None,
-    removed: RemovedWriter | None = None,
+    lists: dict[str, ListWriter] | None = None,
 ) -> dict[str, Any]:
     """Stream the items into the staging (or real) tables, one batch per kind at a time; with
-    ``removed``, a diff's removed entries into theirs. Returns the metadata that followed the
-    first item array (see :mod:`repos.importers.reader`)."""
+    ``lists``, a diff's removed and members entries into theirs. Returns the metadata that
+    followed the first item array (see :mod:`repos.importers.reader`)."""
     builders: dict[str, tuple[Callable[[dict], tuple], Callable[[dict], str | None]]] = {
         "concepts": (concept_row, concept_source_url),
         "mappings": (mapping_row, mapping_source_url),
@@ -317,7 +329,8 @@ def _stage_items(
     batches: dict[str, list[tuple]] = {key: [] for key in KINDS}
     progress = tqdm(desc=f"importing {path.name}", unit=" items", file=sys.stderr, disable=quiet, mininterval=1)
     key, index, ordinal = "concepts", -1, 0
-    arrays = (*ITEM_ARRAYS, REMOVED) if removed is not None else ITEM_ARRAYS
+    lists = lists or {}
+    arrays = (*ITEM_ARRAYS, *lists)
     trailing: dict[str, Any] = {}
     after_items = False
     with open_export(path) as stream:
@@ -328,10 +341,12 @@ def _stage_items(
                     after_items = after_items or index == ARRAY
                     if index == VALUE and after_items and key in TRAILING_KEYS:
                         trailing[key] = item
+                    if index == ARRAY and key in lists:
+                        lists[key].seen = True
                     continue
-                if key == REMOVED and removed is not None:
+                if key in lists:
                     try:
-                        removed.add(index, item)
+                        lists[key].add(index, item)
                     except ImportFileError as exc:
                         raise ImportFileError(f"{path}: {exc}") from exc
                     continue
@@ -361,8 +376,8 @@ def _stage_items(
                 writer.write(KINDS[key], batch)
                 progress.update(len(batch))
             writer.close()
-            if removed is not None:
-                removed.flush()
+            for listed in lists.values():
+                listed.flush()
         except BaseException as exc:
             writer.abort(exc)
             if isinstance(exc, ScanLimitError):

@@ -1,15 +1,18 @@
 """Taking items out of a HEAD, leaving a tombstone for each (``repos.models.HeadRemoval``).
 
-Two imports remove items, both inside the import's transaction:
+Three imports remove items, each inside the import's transaction:
 
 - a version newer than every version the repository holds (a source or a collection) makes HEAD
   hold exactly the version's items: OCL's versions are snapshots of HEAD, so an item missing from
   the newest one has left HEAD (a collection reference removed, a concept hard-deleted);
 - a diff (a partial import) that lists ``removed`` items, as ``?includeRemoved=true`` writes
-  them: each named item leaves HEAD unless the same diff delivers it again.
+  them: each named item leaves HEAD unless the same diff delivers it again;
+- a diff that lists HEAD's ``members`` (every item the upstream's HEAD holds, by URL: what a
+  mirror of an OCL v2 server, which keeps no removals, reads from its cheap listings): every
+  item of HEAD it does not list leaves HEAD.
 
-The removed entries of a diff stream into a temporary table like the items do, so a diff naming
-a million removals holds one batch in memory. Everything is a few set-based statements.
+The entries stream into a temporary table like the items do, so a list of a million holds one
+batch in memory. Everything is a few set-based statements.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from repos.models import Repository
 from repos.representation.items import ItemKind
 
 REMOVED = "removed"  # the array of a diff that lists what left HEAD
-STAGING = "import_removed"
+MEMBERS = "members"  # the array of a diff that lists everything HEAD holds
 BATCH = 5000
 TYPES = {"Concept": "concepts", "Mapping": "mappings"}
-ITEM_URL = re.compile(r"^/(orgs|users)/([^/]+)/sources/([^/]+)/(concepts|mappings)/([^/]+)/$")
+LABELS = {kind: label for label, kind in TYPES.items()}
+# An item's URL, or one of its versions' (OCL v2 lists a collection's pinned items so).
+ITEM_URL = re.compile(r"^/(orgs|users)/([^/]+)/sources/([^/]+)/(concepts|mappings)/([^/]+)/(?:[^/]+/)?$")
 
 # A HEAD membership row, its item (``i``) and that item's source URL, as the representation writes it.
 _SOURCE_URL = (
@@ -80,38 +85,55 @@ def keep_only_staged(kind: ItemKind, head_id: int, now: datetime) -> int:
 
 def remove_listed(kind: ItemKind, head_id: int, now: datetime) -> int:
     """A diff's removed items of ``kind`` leave HEAD, unless the diff also delivers them."""
-    return remove_from_head(
-        kind,
-        head_id,
-        f"EXISTS (SELECT 1 FROM {STAGING} AS rm WHERE rm.kind = %s AND rm.source_id = i.source_id "
-        f"AND rm.mnemonic = i.mnemonic) AND i.id NOT IN (SELECT row_id FROM {kind.staging})",
-        [kind.key],
-        now,
+    return remove_from_head(kind, head_id, f"{_listed(REMOVED)} AND {_not_staged(kind)}", [kind.key], now)
+
+
+def remove_unlisted(kind: Kind, head_id: int, now: datetime) -> int:
+    """HEAD's items of ``kind`` that a diff's members list does not name (nor the diff deliver) leave it."""
+    return remove_from_head(kind, head_id, f"NOT {_listed(MEMBERS)} AND {_not_staged(kind)}", [kind.key], now)
+
+
+def _listed(array: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM import_{array} AS listed WHERE listed.kind = %s "
+        "AND listed.source_id = i.source_id AND listed.mnemonic = i.mnemonic)"
     )
 
 
-class RemovedWriter:
-    """The ``removed`` entries of a diff into the temporary table, a batch at a time.
+def _not_staged(kind: Kind) -> str:
+    return f"i.id NOT IN (SELECT row_id FROM {kind.staging})"
 
-    An entry names its item by ``url`` (``/orgs/X/sources/Y/concepts/ID/``); one whose source is
-    not here names nothing HEAD could hold, and is skipped. A malformed entry refuses the file."""
 
-    def __init__(self) -> None:
-        _execute(f"DROP TABLE IF EXISTS {STAGING}")
-        _execute(f"CREATE TEMPORARY TABLE {STAGING} (kind varchar(16), source_id bigint, mnemonic varchar(255))")
+class ListWriter:
+    """The entries of a diff's ``removed`` (or ``members``) array into a temporary table, a batch
+    at a time; ``seen`` once the file has the array, even empty.
+
+    An entry names its item by ``url`` (``/orgs/X/sources/Y/concepts/ID/``), with a ``type``
+    (Concept or Mapping) that agrees when it has one; one whose source is not here names nothing
+    HEAD could hold, and is skipped. A malformed entry refuses the file."""
+
+    def __init__(self, array: str) -> None:
+        self.array = array
+        self.table = f"import_{array}"
+        _execute(f"DROP TABLE IF EXISTS {self.table}")
+        _execute(f"CREATE TEMPORARY TABLE {self.table} (kind varchar(16), source_id bigint, mnemonic varchar(255))")
         self.sources: dict[tuple[str, str, str], int | None] = {}
         self.batch: list[tuple[str, int, str]] = []
         self.count = 0
+        self.seen = False
 
     def add(self, index: int, entry: Any) -> None:
         url = entry.get("url") if isinstance(entry, dict) else None
         parsed = ITEM_URL.match(url) if isinstance(url, str) else None
-        kind = TYPES.get(entry.get("type")) if isinstance(entry, dict) else None
-        if parsed is None or kind is None or kind != parsed.group(4):
+        # no type: the URL's
+        named = (
+            entry.get("type", LABELS.get(parsed.group(4))) if parsed is not None and isinstance(entry, dict) else None
+        )
+        if parsed is None or TYPES.get(named) != parsed.group(4):
             raise ImportFileError(
-                f"removed entry #{index} is not an object with a type (Concept or Mapping) and its item's url"
+                f"{self.array} entry #{index} is not an object with its item's url (and a type, Concept or Mapping)"
             )
-        segment, owner, source, _, mnemonic = parsed.groups()
+        segment, owner, source, kind, mnemonic = parsed.groups()
         source_id = self._source(segment, owner, source)
         self.count += 1
         if source_id is not None:
@@ -130,5 +152,7 @@ class RemovedWriter:
     def flush(self) -> None:
         if self.batch:
             with connection.cursor() as cursor:
-                cursor.executemany(f"INSERT INTO {STAGING} (kind, source_id, mnemonic) VALUES (%s, %s, %s)", self.batch)
+                cursor.executemany(
+                    f"INSERT INTO {self.table} (kind, source_id, mnemonic) VALUES (%s, %s, %s)", self.batch
+                )
             self.batch.clear()
