@@ -8,7 +8,12 @@ the importer's job. The same code speaks to OCL v2 and to this service in either
   "none" (or, with ``X-Export-State``, "under way"), so the client POSTs once when allowed; 208
   means "being produced". It waits as long as the server's ``Retry-After`` says, up to a limit.
 - a diff: GET the repository with ``updatedSince`` and ``limit=0`` and ``Compress: true``; a zip
-  holding ``export.json`` comes back (or plain JSON from servers that ignore the header).
+  holding ``export.json`` comes back (or plain JSON from servers that ignore the header). It asks
+  ``includeRemoved=true`` too: this service adds what left HEAD since the instant (``removed``);
+  OCL v2 ignores the parameter and its answer has no such list.
+- HEAD's members: the ids of every concept and mapping HEAD holds, from the paged ``brief``
+  listings (``.../concepts/?brief=true&page=N``), written as a diff with a ``members`` list, for
+  an upstream that lists no removals. Only ids travel, a page at a time.
 
 A failure worth another attempt (connection refused or cut, timeouts, 5xx, 429, a damaged
 archive, an export that does not get ready in time) is :class:`UpstreamUnavailable`; anything
@@ -22,13 +27,14 @@ import tarfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import orjson
 import requests
 from isal import igzip
 
@@ -41,7 +47,10 @@ DEFAULT_WAIT = 5  # seconds between polls when the server sends no Retry-After
 MAX_WAIT = 300
 MAX_POSTS = 2  # a failed upstream export may be asked for once more
 CHUNK = 1 << 20
+MEMBERS_PAGE = 1000  # items per page of a members listing
 USER_AGENT = "ocl-export-mirror/1"
+LABELS = {"concepts": "Concept", "mappings": "Mapping"}
+LISTS = ("concepts", "mappings", "references", "removed", "members")
 MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "tgz"}
 
 
@@ -210,7 +219,13 @@ class Upstream:
 
     def fetch_changes(self, since: datetime | None, directory: Path) -> Download:
         """The repository's HEAD items updated at or after ``since`` (everything without it)."""
-        params = {"includeConcepts": "true", "includeMappings": "true", "includeRetired": "true", "limit": "0"}
+        params = {
+            "includeConcepts": "true",
+            "includeMappings": "true",
+            "includeRetired": "true",
+            "includeRemoved": "true",
+            "limit": "0",
+        }
         if since is not None:
             params["updatedSince"] = iso_z(since)
         url = f"{self.repo_url}?{urlencode(params)}"
@@ -219,6 +234,58 @@ class Upstream:
             response.close()
             raise UpstreamError(f"GET {url}: unexpected status {response.status_code}")
         return self._save(response, directory, "changes")
+
+    # --- HEAD's members ---------------------------------------------------------------------
+
+    def fetch_members(self, directory: Path) -> Download:
+        """A diff naming every item the upstream's HEAD holds and delivering none (see the module)."""
+        repository = self._json(self.repo_url)
+        if not isinstance(repository, dict) or not repository.get("type"):
+            raise UpstreamError(f"GET {self.repo_url}: the answer is not a repository")
+        path = directory / "members.json"
+        size = 0
+        with open(path, "wb") as out:
+            top = orjson.dumps({key: value for key, value in repository.items() if key not in LISTS})
+            out.write(top[:-1] + b',"concepts":[],"mappings":[],"members":[')
+            separator = b""
+            for kind in ("concepts", "mappings"):
+                for entry in self._members(kind):
+                    out.write(separator + orjson.dumps(entry))
+                    separator = b","
+            out.write(b"]}")
+            size = out.tell()
+        return Download(path, size, "json", self.repo_url)
+
+    def _members(self, kind: str) -> Iterator[dict[str, str]]:
+        """``{"type", "url"}`` of each item of ``kind`` in HEAD, a page at a time; a listing that
+        changes while it is read (its ``num_found`` moves) is refused, to be read again later."""
+        found: str | None = None
+        page = 1
+        while True:
+            params = {"brief": "true", "includeRetired": "true", "limit": str(MEMBERS_PAGE), "page": str(page)}
+            url = f"{self.repo_url}{kind}/?{urlencode(params)}"
+            response = self._request("GET", url)
+            if response.status_code != 200:
+                raise UpstreamError(f"GET {url}: unexpected status {response.status_code}")
+            total = response.headers.get("num_found")
+            if found is not None and total != found:
+                raise UpstreamUnavailable(f"{url}: the listing changed while it was read ({found} then {total} items)")
+            found = total
+            try:
+                items = response.json()
+            except ValueError as exc:
+                raise UpstreamUnavailable(f"GET {url}: the answer is not JSON") from exc
+            if isinstance(items, dict):
+                items = items.get("results")
+            if not isinstance(items, list):
+                raise UpstreamError(f"GET {url}: the answer is not a list of {kind}")
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                    raise UpstreamError(f"GET {url}: an item without its url")
+                yield {"type": LABELS[kind], "url": item["url"]}
+            if len(items) < MEMBERS_PAGE:
+                return
+            page += 1
 
     # --- files ------------------------------------------------------------------------------
 

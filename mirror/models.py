@@ -20,6 +20,8 @@ from django.utils import timezone
 REPOSITORY_URL = re.compile(r"^https?://[^/]+(?:/[^/]+)*?/(orgs|users)/[^/]+/(sources|collections)/[^/]+/$")
 REPOSITORY_PATH = re.compile(r"/(orgs|users)/([^/]+)/(sources|collections)/([^/]+)/$")
 DEFAULT_INTERVAL = 3600
+# Hours between reconciliations of HEAD's membership with an upstream that keeps no removals.
+DEFAULT_RECONCILE_HOURS = 24
 
 
 class SubscriptionError(ValueError):
@@ -46,6 +48,9 @@ class Subscription(models.Model):
     follow_released = models.BooleanField(default=True)
     follow_head = models.BooleanField(default=True)
     interval = models.PositiveIntegerField(default=DEFAULT_INTERVAL)  # seconds between scheduled runs
+    # An upstream that lists no removals (OCL v2): HEAD's membership is checked against its
+    # listings at most this often (0: never), so what it removed leaves the mirror's HEAD too.
+    reconcile_hours = models.PositiveIntegerField(default=DEFAULT_RECONCILE_HOURS)
     created_on = models.DateTimeField(default=timezone.now)
 
     # State, written by the syncs only.
@@ -62,6 +67,7 @@ class Subscription(models.Model):
     items_applied = models.BigIntegerField(default=0)
     bytes_received = models.BigIntegerField(default=0)
     last_report = models.JSONField(default=dict, blank=True)  # the steps of the last run, as figures
+    reconciled_on = models.DateTimeField(null=True, blank=True)  # the last reconciliation applied
 
     class Meta:
         ordering = ["id"]
@@ -130,6 +136,15 @@ class Subscription(models.Model):
             self.reached = reached
         Subscription.objects.filter(pk=self.pk).update(**updates)
 
+    def reconcile_due(self, now: datetime) -> bool:
+        if not self.reconcile_hours:
+            return False
+        return self.reconciled_on is None or now - self.reconciled_on >= timezone.timedelta(hours=self.reconcile_hours)
+
+    def record_reconciled(self, when: datetime) -> None:
+        Subscription.objects.filter(pk=self.pk).update(reconciled_on=when)
+        self.reconciled_on = when
+
     def finish(self, report: dict, error: str | None) -> None:
         now = timezone.now()
         updates: dict = {"running_since": None, "runs": F("runs") + 1, "last_report": report}
@@ -149,6 +164,7 @@ def subscribe(
     follow_released: bool = True,
     follow_head: bool = True,
     interval: int = DEFAULT_INTERVAL,
+    reconcile_hours: int = DEFAULT_RECONCILE_HOURS,
 ) -> tuple[Subscription, bool]:
     """Create the subscription to ``url``, or update the one that exists; (it, created)."""
     url = normalize_url(url)
@@ -164,5 +180,6 @@ def subscribe(
         "follow_released": follow_released,
         "follow_head": follow_head,
         "interval": interval,
+        "reconcile_hours": reconcile_hours,
     }
     return Subscription.objects.update_or_create(url=url, defaults=fields)

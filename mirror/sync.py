@@ -9,6 +9,11 @@ Released versions come before HEAD's diff: importing a version also writes its r
 the diff, asked from the mark HEAD reached before, then brings HEAD to the upstream's state. The
 first run takes only the newest released version; later runs take every version released after
 the newest one the mirror holds, oldest first.
+
+What left the upstream's HEAD reaches the mirror's the same way: this service's diff lists it
+(``removed``, asked from the same mark), and the import takes it out. An upstream whose diff has
+no such list (OCL v2) is reconciled instead, at most every ``reconcile_hours``: a last step reads
+the ids of every item its HEAD holds and the import takes out the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
+from django.utils import timezone
 
 from repos.importers import ImportFileError, ImportSummary, import_file
 from repos.models import HEAD, RepositoryVersion
@@ -33,6 +39,7 @@ from .models import Subscription, SubscriptionError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MEMBERS = "HEAD members"  # the step that reconciles HEAD's membership
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Step:
     attempts: int
     seconds: float
     since: str | None = None  # the updatedSince of a diff
+    removed: int = 0  # items that left HEAD
 
 
 @dataclass
@@ -67,7 +75,9 @@ class SyncReport:
         if self.skipped:
             return f"subscription {self.subscription}: another run is under way, skipped"
         parts = [
-            f"{step.version}: {step.items} items ({step.applied} applied), {step.bytes:,} bytes in {step.seconds:.1f} s"
+            f"{step.version}: {step.items} items ({step.applied} applied"
+            + (f", {step.removed} removed" if step.removed else "")
+            + f"), {step.bytes:,} bytes in {step.seconds:.1f} s"
             for step in self.steps
         ]
         outcome = f"failed: {self.error}" if self.error else "up to date"
@@ -148,6 +158,13 @@ def _run(
         report.steps.append(step)
         # An empty diff still tells that HEAD was current at ``since``.
         subscription.record_step(step.items, step.applied, step.bytes, False, summary.newest or since)
+        now = timezone.now()
+        if not summary.lists_removed and subscription.reconcile_due(now):
+            progress.step("HEAD members")
+            step, summary = _step(MEMBERS, upstream.fetch_members, True, sleep)
+            report.steps.append(step)
+            subscription.record_step(0, step.applied, step.bytes, False, None)
+            subscription.record_reconciled(now)
 
 
 def _versions_to_fetch(subscription: Subscription, upstream: Upstream, sleep: Callable[[float], None]) -> list[str]:
@@ -185,6 +202,7 @@ def _step(
         summary = import_file(download.path, partial=partial, version=None if partial else version)
     applied = summary.new_concepts + summary.new_mappings
     step = Step(version, download.size, summary.items, applied, attempts, time.monotonic() - started)
+    step.removed = summary.removed
     return step, summary
 
 

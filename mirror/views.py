@@ -26,6 +26,8 @@ def describe(subscription: Subscription) -> dict[str, Any]:
         "follow_released": subscription.follow_released,
         "follow_head": subscription.follow_head,
         "interval": subscription.interval,
+        "reconcile_hours": subscription.reconcile_hours,
+        "reconciled_on": iso(subscription.reconciled_on),
         "created_on": iso(subscription.created_on),
         "running_since": iso(subscription.running_since),
         "last_run": iso(subscription.last_run),

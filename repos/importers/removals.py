@@ -88,7 +88,7 @@ def remove_listed(kind: ItemKind, head_id: int, now: datetime) -> int:
     return remove_from_head(kind, head_id, f"{_listed(REMOVED)} AND {_not_staged(kind)}", [kind.key], now)
 
 
-def remove_unlisted(kind: Kind, head_id: int, now: datetime) -> int:
+def remove_unlisted(kind: ItemKind, head_id: int, now: datetime) -> int:
     """HEAD's items of ``kind`` that a diff's members list does not name (nor the diff deliver) leave it."""
     return remove_from_head(kind, head_id, f"NOT {_listed(MEMBERS)} AND {_not_staged(kind)}", [kind.key], now)
 
@@ -100,7 +100,7 @@ def _listed(array: str) -> str:
     )
 
 
-def _not_staged(kind: Kind) -> str:
+def _not_staged(kind: ItemKind) -> str:
     return f"i.id NOT IN (SELECT row_id FROM {kind.staging})"
 
 

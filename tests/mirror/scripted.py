@@ -24,7 +24,8 @@ class Answer:
 
 @dataclass
 class Script:
-    """Answers per path prefix, each a list consumed in order (the last one repeats)."""
+    """Answers per path prefix, each a list consumed in order (the last one repeats); a key
+    ending in a space answers that path alone (no query string)."""
 
     answers: dict[str, list[Answer]]
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
@@ -33,7 +34,8 @@ class Script:
         self.seen.append((method, path, headers))
         for prefix in sorted(self.answers, key=len, reverse=True):
             key_method, _, key_path = prefix.partition(" ")
-            if method == key_method and path.startswith(key_path):
+            exact = key_path.endswith(" ") and path == key_path[:-1]
+            if method == key_method and (exact or path.startswith(key_path)):
                 queue = self.answers[prefix]
                 return queue.pop(0) if len(queue) > 1 else queue[0]
         return Answer(404, b'{"detail": "Not found."}', {"Content-Type": "application/json"})

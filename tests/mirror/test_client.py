@@ -179,6 +179,7 @@ def test_a_diff_asks_for_everything_since_the_instant_compressed(tmp_path: Path)
         "includeConcepts": "true",
         "includeMappings": "true",
         "includeRetired": "true",
+        "includeRemoved": "true",  # this service adds what left HEAD; OCL v2 ignores it
         "limit": "0",
         "updatedSince": "2015-03-13T12:30:05.120000Z",
     }

@@ -8,9 +8,6 @@ instances are in test_live_mirror.py.
 from __future__ import annotations
 
 import io
-import json
-import zipfile
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -18,65 +15,11 @@ from django.db import connection
 
 from mirror.models import Subscription, subscribe
 from mirror.sync import sync
-from repos.importers import import_file
-from repos.importers.versions import create_version
 from repos.models import Repository, RepositoryVersion
 from repos.representation.body import stream_version
 from repos.representation.items import EVERYTHING
-from repos.representation.shapes import repository_dict
-from tests.mirror.scripted import Answer, Script, scripted_server
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-CIELTEST = FIXTURES / "ocl-v1-CIELTEST-2015.zip"
-REPO = "/orgs/CIELTEST/sources/CIELTEST/"
-JSON = {"Content-Type": "application/json"}
-ZIP = {"Content-Type": "application/zip"}
-VERSIONS = b'[{"id": "HEAD", "released": false}, {"id": "v1", "released": true}, {"id": "v0", "released": true}]'
-
-
-def zipped(payload: bytes) -> bytes:
-    raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("export.json", payload)
-    return raw.getvalue()
-
-
-@pytest.fixture
-def upstream_files(db) -> dict[str, bytes]:
-    """The upstream's export of a released v1 of CIELTEST and an empty HEAD diff; then a clean database."""
-    import_file(CIELTEST)
-    version = create_version(REPO, "v1", released=True)
-    repo = Repository.objects.get(mnemonic="CIELTEST")
-    files = {
-        "v1": b"".join(stream_version(version, EVERYTHING)),
-        "diff": json.dumps(
-            {
-                **json.loads(b"".join(stream_version(repo.head(), top=repository_dict(repo)))),
-                "concepts": [],
-                "mappings": [],
-            }
-        ).encode(),  # fmt: skip
-    }
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE repos_repository, repos_organization CASCADE")
-    return files
-
-
-def script_for(files: dict[str, bytes], export_answers: list[Answer] | None = None) -> Script:
-    return Script(
-        {
-            f"GET {REPO}versions/": [Answer(200, VERSIONS, JSON)],
-            f"GET {REPO}v1/export/": export_answers or [Answer(200, zipped(files["v1"]), ZIP)],
-            f"GET {REPO}?": [Answer(200, zipped(files["diff"]), ZIP)],
-        }
-    )
-
-
-@pytest.fixture
-def fast_retries(settings):
-    settings.MIRROR_ATTEMPTS = 3
-    settings.MIRROR_BACKOFF = 0
-    return settings
+from tests.mirror.ocl_v2 import JSON, REPO, ZIP, script_for, zipped
+from tests.mirror.scripted import Answer, scripted_server
 
 
 def mirrored(version: str = "v1") -> bytes:
@@ -91,7 +34,12 @@ def test_a_first_sync_imports_the_newest_released_version_then_heads_changes(ups
         report = sync(subscription)
 
     assert report.ok, report.error
-    assert [(step.version, step.items, step.applied) for step in report.steps] == [("v1", 200, 200), ("HEAD", 0, 0)]
+    # An upstream whose diff lists no removals (OCL v2) has HEAD's membership read on the first run.
+    assert [(step.version, step.items, step.applied, step.removed) for step in report.steps] == [
+        ("v1", 200, 200, 0),
+        ("HEAD", 0, 0, 0),
+        ("HEAD members", 0, 0, 0),
+    ]
     assert mirrored() == upstream_files["v1"]
     subscription.refresh_from_db()
     assert (subscription.runs, subscription.failures, subscription.versions_received) == (1, 0, 1)

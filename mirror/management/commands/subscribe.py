@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from redis.exceptions import RedisError
 
 from mirror.jobs import schedule
-from mirror.models import DEFAULT_INTERVAL, SubscriptionError, subscribe
+from mirror.models import DEFAULT_INTERVAL, DEFAULT_RECONCILE_HOURS, SubscriptionError, subscribe
 
 
 class Command(BaseCommand):
@@ -35,6 +35,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--every", type=int, default=DEFAULT_INTERVAL, metavar="SECONDS", help="seconds between runs"
         )
+        parser.add_argument(
+            "--reconcile-every",
+            type=int,
+            default=DEFAULT_RECONCILE_HOURS,
+            metavar="HOURS",
+            help="an upstream that lists no removals (OCL v2): check HEAD's membership against its listings "
+            "at most this often, so what it removed leaves the mirror too (0: never)",
+        )
         parser.add_argument("--no-schedule", action="store_true", help="do not put a run on the queue now")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,6 +54,7 @@ class Command(BaseCommand):
                 follow_released=options["released"],
                 follow_head=options["head"],
                 interval=options["every"],
+                reconcile_hours=options["reconcile_every"],
             )
         except SubscriptionError as exc:
             raise CommandError(str(exc)) from exc
