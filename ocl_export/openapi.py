@@ -77,6 +77,7 @@ COMPONENTS: dict[str, Schema] = {
         checksums=ref("Checksums"),
         concepts={"type": "array", "items": ref("Item")},
         mappings={"type": "array", "items": ref("Item")},
+        removed={"type": "array", "items": ref("Removal"), "description": "HEAD with includeRemoved=true only"},
     ),
     "Item": loose("A concept or mapping version (OCL JSON).", id=STRING, url=STRING, checksums=ref("Checksums")),
     "Checksums": {
@@ -98,6 +99,18 @@ COMPONENTS: dict[str, Schema] = {
         "properties": {
             "concepts": {"type": "array", "items": ref("ChecksumEntry")},
             "mappings": {"type": "array", "items": ref("ChecksumEntry")},
+        },
+    },
+    "Removal": {
+        "type": "object",
+        "description": "An item that left HEAD (includeRemoved=true), at its latest removal.",
+        "required": ["type", "id", "url", "version_url", "removed_on"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Concept", "Mapping"]},
+            "id": STRING,
+            "url": STRING,
+            "version_url": STRING,
+            "removed_on": {"type": "string", "format": "date-time"},
         },
     },
     "Subscription": loose("A mirror subscription and its figures.", id={"type": "integer"}),
@@ -224,6 +237,12 @@ VERSION_FILTERS = [
         description="true: the body as a zip holding export.json (OpenMRS)",
     ),
 ]
+INCLUDE_REMOVED = query(
+    "includeRemoved",
+    BOOLEAN,
+    "HEAD only, with includeConcepts or includeMappings: add `removed`, the included kinds' items that left "
+    "HEAD at or after updatedSince (all without it) and are not back; a named version or no items is a 400",
+)
 FORMAT = query("format", {"type": "string", "enum": ["tgz", "zip"]}, "Archive format (default: the service's)")
 WAIT = query("wait", {"type": "number"}, "Hold the answer up to this many seconds (at most 25) until the state changes")
 
@@ -238,7 +257,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("RepositoryListView", "GET"): Operation(
         {200: Answer("The owner's repositories", {"type": "array", "items": ref("Repository")}), **READ}
     ),
-    ("RepositoryDetailView", "GET"): Operation({200: Answer("The repository (its HEAD)", ref("Repository")), **READ}),
+    ("RepositoryDetailView", "GET"): Operation(
+        {200: Answer("The repository (with items asked, HEAD's)", ref("Repository")), **READ},
+        # a version's filters but checksums, which the repository's read does not take
+        [*(parameter for parameter in VERSION_FILTERS if parameter is not CHECKSUMS), INCLUDE_REMOVED],
+    ),
     ("VersionListView", "GET"): Operation(
         {200: Answer("Versions newest first, HEAD last", {"type": "array", "items": ref("Version")}), **READ},
         [CHECKSUMS],
@@ -265,7 +288,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             ),
             **READ,
         },
-        VERSION_FILTERS,
+        [*VERSION_FILTERS, INCLUDE_REMOVED],
     ),
     ("VersionDetailView", "DELETE"): Operation(
         {204: Answer("Deleted"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}

@@ -331,3 +331,22 @@ def test_include_removed_false_is_the_plain_answer(client) -> None:
 
 def test_the_read_cache_watches_the_removals() -> None:
     assert HeadRemoval._meta.db_table in watched_tables()
+
+
+@pytest.mark.django_db
+def test_the_api_description_names_include_removed_and_the_removed_shape(client) -> None:
+    schema = client.get("/openapi.json").json()
+    described = {
+        path
+        for path, operations in schema["paths"].items()
+        if any(parameter["name"] == "includeRemoved" for parameter in operations.get("get", {}).get("parameters", []))
+    }
+    # the owner's repositories and versions, and the signed-in user's (/user/...)
+    assert described == {
+        "/{owner_kind}/{owner}/{repo_type}/{repo}/",
+        "/{owner_kind}/{owner}/{repo_type}/{repo}/{version}/",
+        "/{owner_kind}/{repo_type}/{repo}/",
+        "/{owner_kind}/{repo_type}/{repo}/{version}/",
+    }
+    removal = schema["components"]["schemas"]["Removal"]
+    assert set(removal["required"]) == {"type", "id", "url", "version_url", "removed_on"}
