@@ -335,15 +335,16 @@ def _stage_items(
     after_items = False
     with open_export(path) as stream:
         try:
-            for key, index, item in iter_items(stream, arrays, values=True):
-                if index < 0:
+            for name, position, value in iter_items(stream, arrays, values=True):
+                if position < 0:
                     # A top-level value (read in the first pass when it came before the items).
-                    after_items = after_items or index == ARRAY
-                    if index == VALUE and after_items and key in TRAILING_KEYS:
-                        trailing[key] = item
-                    if index == ARRAY and key in lists:
-                        lists[key].seen = True
+                    after_items = after_items or position == ARRAY
+                    if position == VALUE and after_items and name in TRAILING_KEYS:
+                        trailing[name] = value
+                    if position == ARRAY and name in lists:
+                        lists[name].seen = True
                     continue
+                key, index, item = name, position, value  # the last item, for the errors below
                 if key in lists:
                     try:
                         lists[key].add(index, item)
