@@ -27,7 +27,9 @@ from mirror.models import subscribe
 from mirror.sync import sync
 from ocl_export.produce import produce_archive
 from repos.models import Repository, RepositoryVersion
-from repos.representation import ItemFilter, repository_dict, stream_version
+from repos.representation.body import stream_version
+from repos.representation.items import ItemFilter
+from repos.representation.shapes import repository_dict
 from tests.conftest import FIXTURES
 from tests.live.stack import LiveStack
 
