@@ -31,7 +31,7 @@ from repos.representation.body import stream_version
 from repos.representation.items import ItemFilter
 from repos.representation.shapes import repository_dict
 from tests.conftest import FIXTURES
-from tests.live.stack import LiveStack
+from tests.live.stack import LiveStack, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db]
 
@@ -109,6 +109,10 @@ def read(stack: LiveStack, path: str) -> dict[str, Any]:
     return response.json()
 
 
+def versions(stack: LiveStack, path: str) -> list[str]:
+    return [version["id"] for version in requests.get(stack.url(f"{path}versions/"), timeout=30).json()]
+
+
 def local_read(path: str) -> dict[str, Any]:
     """This database's answer to the same read (the mirror of the mirror serves it so)."""
     repository = next(r for r in Repository.objects.all() if r.url == path)
@@ -170,6 +174,9 @@ def test_removed_references_reach_a_mirror_and_its_mirror_in_one_sync(
     # The upstream releases a version made from that HEAD: every collection version, everywhere, same bytes.
     upstream.manage("create_version", COLLECTION, "v3", "--released")
     sync_mirror(mirror)
+    # The mirror's web processes learn of the sync's commit from PostgreSQL's notification (their
+    # kept versions list is dropped then): the mirror of the mirror asks once it is served.
+    wait_until(lambda: "v3" in versions(mirror, COLLECTION), timeout=10, what="v3 listed by the mirror")
     sync_local(local)
     for version in ("v1", "v3"):
         upstream_sha, fmt = export_sha256(upstream, COLLECTION, version, upstream_token, tmp_path)
