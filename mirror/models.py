@@ -174,6 +174,8 @@ def subscribe(
         raise SubscriptionError("a subscription follows released versions, HEAD, or both")
     if interval < 60:
         raise SubscriptionError(f"the interval is at least 60 seconds, not {interval}")
+    if reconcile_hours < 0:
+        raise SubscriptionError(f"reconcile every 0 hours (never) or more, not {reconcile_hours}")
     fields = {
         "token_env": token_env,
         "token_file": token_file,

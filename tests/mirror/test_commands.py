@@ -52,12 +52,21 @@ def test_subscribe_saves_the_subscription_and_puts_its_first_run_on_the_schedule
     assert len(waiting_jobs(subscription.pk)) == 1
 
 
+@pytest.mark.django_db
+def test_subscribe_sets_how_often_heads_membership_is_reconciled() -> None:
+    run("subscribe", URL, "--no-schedule")
+    assert (Subscription.objects.get().reconcile_hours, Subscription.objects.get().reconciled_on) == (24, None)
+    run("subscribe", URL, "--no-schedule", "--reconcile-every", "0")
+    assert Subscription.objects.get().reconcile_hours == 0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["https://ocl.example.org/orgs/CIEL/"], "not a repository URL"),
         ([URL, "--no-head", "--no-released"], "released versions, HEAD, or both"),
         ([URL, "--every", "5"], "at least 60"),
+        ([URL, "--reconcile-every", "-1"], "0 hours"),
     ],
 )
 @pytest.mark.django_db
