@@ -2,6 +2,8 @@
 # Make sure the services the test suite talks to answer on loopback:
 #   PostgreSQL on 127.0.0.1:5432, with the `postgres` role reachable over TCP without a password
 #   Redis on 127.0.0.1:6379
+# and that Debian's chromium is at /usr/bin/chromium (the admin console's browser test drives it
+# with Playwright, whose own browser downloads are not used).
 # Each is left alone when it already answers. Otherwise it is started when installed, and
 # installed from Debian's packages when absent (root or sudo needed for that).
 #
@@ -175,5 +177,18 @@ ensure_redis() {
     log "Redis ok on $REDIS_HOST:$REDIS_PORT"
 }
 
+# --- chromium (the browser test of the admin console) ---------------------------------------------
+
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        log "chromium ok at /usr/bin/chromium"
+        return
+    fi
+    apt_install chromium
+    [[ -x /usr/bin/chromium ]] || die "chromium was installed but /usr/bin/chromium is missing"
+    log "chromium installed at /usr/bin/chromium"
+}
+
 ensure_postgres
 ensure_redis
+ensure_chromium

@@ -59,7 +59,12 @@ class UpstreamError(Exception):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """Down, slow, 5xx, a cut or damaged download: another attempt may succeed."""
+    """Down, slow, 5xx, 429, a cut or damaged download: another attempt may succeed, no sooner
+    than ``retry_after`` seconds when the upstream said so (a 429 or 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ class Upstream:
             raise UpstreamError(f"{type(exc).__name__} on {method} {url}: {_short(exc)}") from exc
         if response.status_code in TEMPORARY:
             response.close()
-            raise UpstreamUnavailable(f"HTTP {response.status_code} on {method} {url}")
+            wait = retry_after(response) if "Retry-After" in response.headers else None
+            raise UpstreamUnavailable(f"HTTP {response.status_code} on {method} {url}", wait)
         if response.status_code in (401, 403, 404):
             detail = _detail(response)
             response.close()

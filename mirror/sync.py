@@ -215,7 +215,8 @@ def _retrying(action: Callable[[], T], sleep: Callable[[float], None]) -> tuple[
         except UpstreamUnavailable as exc:
             if attempt == attempts:
                 raise UpstreamUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
-            pause = settings.MIRROR_BACKOFF * 2 ** (attempt - 1)
+            # the upstream's Retry-After (a rate limit, a restart) when it asks for longer
+            pause = max(settings.MIRROR_BACKOFF * 2 ** (attempt - 1), exc.retry_after or 0)
             logger.info("attempt %d of %d failed (%s); next in %s s", attempt, attempts, exc, pause)
             sleep(pause)
     raise AssertionError("unreachable")

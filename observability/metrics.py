@@ -117,6 +117,11 @@ CLIENTS_DROPPED = Counter(
     "Connections ended because the client kept a gunicorn thread waiting past GUNICORN_CLIENT_TIMEOUT.",
     ["reason"],
 )
+RATE_LIMIT_CHECKS = Counter(
+    "ocl_rate_limit_checks",
+    "Requests checked against a rate limit: allowed, refused (429), or unchecked (Redis did not answer).",
+    ["outcome"],
+)
 
 
 # --- the calls the rest of the service makes ------------------------------------------------
@@ -148,6 +153,10 @@ def client_dropped(reason: str) -> None:
     """``stopped_reading`` (took none of an answer), ``stopped_sending`` (sent none of a request),
     ``slow_head`` (a request's head took longer than the deadline in all)."""
     CLIENTS_DROPPED.labels(reason).inc()
+
+
+def rate_limit_checked(outcome: str) -> None:
+    RATE_LIMIT_CHECKS.labels(outcome).inc()
 
 
 def reaper_swept(**actions: int) -> None:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 from django.db.models.signals import post_delete
 
 
@@ -22,3 +23,9 @@ class OclExportConfig(AppConfig):
         version_created.connect(export_new_version, dispatch_uid="ocl_export.export_new_version")
         post_delete.connect(delete_archive, sender=Export, dispatch_uid="ocl_export.delete_archive")
         JOB_ARGUMENT_FIELDS[JOB_FUNCTION] = "export_id"
+
+
+class ConsoleConfig(AdminConfig):
+    """Django's admin with the console's site (``console.ConsoleSite``: repository admins too)."""
+
+    default_site = "ocl_export.console.ConsoleSite"

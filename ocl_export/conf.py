@@ -6,7 +6,10 @@ Read by the project settings (``ocl_export/settings.py``), which gather every fe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from foundation import environment
 from foundation.environment import env_bool, env_choice, env_int, env_int_list, env_str
@@ -44,3 +47,23 @@ AWS_LOCATION = env_str("AWS_LOCATION", "exports")
 AWS_S3_CONNECT_TIMEOUT = env_int("AWS_S3_CONNECT_TIMEOUT", 5, 1)
 AWS_S3_READ_TIMEOUT = env_int("AWS_S3_READ_TIMEOUT", 60, 1)
 AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", 3, 1)
+
+
+# --- Rate limits (ocl_export/throttling.py): counted in Redis, shared by every web process -------
+RATE = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF rate (``30/hour``: a number, a slash, second/minute/hour/day), or empty for none."""
+    value = env_str(name, default).strip()
+    if value in ("", "off"):
+        return ""
+    if not RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must be like 30/hour (per second, minute, hour or day) or off, not {value!r}")
+    return value
+
+
+RATE_LIMIT_EXPORT_WRITES = env_rate("RATE_LIMIT_EXPORT_WRITES", "30/hour")
+RATE_LIMIT_ANONYMOUS_READS = env_rate("RATE_LIMIT_ANONYMOUS_READS", "")
+# Redis keys of the counts start with this (the tests give each run its own).
+RATE_LIMIT_KEY_PREFIX = "ocl-rate"

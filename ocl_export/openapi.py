@@ -177,6 +177,11 @@ ARCHIVE_MEDIA = ("application/gzip", "application/zip")
 COMMON = {
     400: error("A query parameter or the body is malformed (a NUL character, an unknown value...)"),
     404: error("Nothing here, or nothing the caller may see (the same answer, so nothing can be probed)"),
+    429: error(
+        "Past a rate limit: POST and DELETE of exports per user, anonymous reads per address when the "
+        "deployment sets one; staff are never limited",
+        {"Retry-After": RETRY_AFTER},
+    ),
     503: error("The database (or, for POST of an export, the job queue) is unavailable", {"Retry-After": RETRY_AFTER}),
 }
 # Token authentication: a token that is not valid is refused on every operation that reads one.

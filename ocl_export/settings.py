@@ -40,8 +40,13 @@ if env_bool("USE_X_FORWARDED_PROTO", False):
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 
 INSTALLED_APPS = [
+    # the admin console (ocl_export/console.py says what it is for): Django's admin, its own site
+    "ocl_export.apps.ConsoleConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
     "django_rq",
@@ -61,7 +66,19 @@ MIDDLEWARE = [
     # then: a NUL in the path or query would make any database lookup fail with a 500
     "serving.request_guard.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # the admin's CSS and scripts, under gunicorn as under make run
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # sessions, CSRF and messages are the admin console's; API clients send a token and no cookie,
+    # and DRF's views are exempt from CSRF unless a session authenticated them
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ocl_export.console.QueuePagesNotFoundMiddleware",
+    # anonymous reads are counted before the kept answers, which would otherwise skip any limit
+    "ocl_export.throttling.AnonymousReadLimitMiddleware",
     # innermost: an answer kept from an earlier request skips resolution and the view
     "read_cache.middleware.ReadCacheMiddleware",
 ]
@@ -71,7 +88,27 @@ MIDDLEWARE = [
 APPEND_SLASH = False
 ROOT_URLCONF = "ocl_export.urls"
 WSGI_APPLICATION = "ocl_export.wsgi.application"
-TEMPLATES: list[dict] = []
+# Only the admin console renders templates; the API answers JSON.
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+# Staff (is_staff) run the service: in the console they may do everything the API lets them do.
+AUTHENTICATION_BACKENDS = ["ocl_export.console.StaffBackend"]
+STATIC_URL = "/static/"
+# `manage.py collectstatic` writes the admin's files there (the Dockerfile does) and whitenoise
+# serves them; unset, whitenoise serves them from the installed apps themselves (make run, tests).
+STATIC_ROOT = env_str("STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -112,7 +149,12 @@ USE_I18N = False
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["serving.parsers.StrictJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["read_cache.authentication.KeptTokenAuthentication"],
+    # A token first (its 401 says "Token"); then the admin console's session, which DRF checks for
+    # CSRF on writes. Token requests never meet CSRF.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "read_cache.authentication.KeptTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": None,
     "EXCEPTION_HANDLER": "foundation.errors.exception_handler",

@@ -3,6 +3,7 @@
 Every pattern accepts its path with and without the trailing slash (APPEND_SLASH is off).
 """
 
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
@@ -24,6 +25,9 @@ urlpatterns = [
         name="openapi",
     ),
     path("", include("operations.urls")),
+    # the admin console for staff (ocl_export/console.py); django-rq's queue pages live inside it
+    # (/admin/django_rq/dashboard/). Its URLs end with a slash, as the admin's own links do.
+    path("admin/", admin.site.urls),
     # export routes first: ".../:version/export/" must not be read as a concept path
     path("", include("ocl_export.export_urls")),
     path("", include("repos.urls")),

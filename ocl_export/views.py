@@ -29,6 +29,7 @@ from repos.representation.encoding import iso
 from repos.views.base import JSONWhateverAccept
 from serving.public_urls import absolute_url
 
+from .deletion import delete_export
 from .export_lookup import completed_export, export_with_repository
 from .jobs import queue_export
 from .locations import issue_location, peek_location, redeem_location
@@ -36,6 +37,7 @@ from .models import Export, ExportState
 from .profiles import Reply, Situation, current_profile
 from .standing import ArchiveCheck, Healing, completed_first, known, of_version, where_export_stands
 from .storage import content_disposition, get_storage
+from .throttling import ExportWriteThrottle
 
 STATE_HEADER = "X-Export-State"
 NO_EXPORT = "none"
@@ -150,6 +152,8 @@ class ExportView(APIView):
     """One code path for both profiles: find the situation, answer what ``current_profile()`` says."""
 
     content_negotiation_class = JSONWhateverAccept
+    # POST and DELETE count against RATE_LIMIT_EXPORT_WRITES
+    throttle_classes = [ExportWriteThrottle]
 
     def version(self, request: Request, kwargs: dict[str, Any]) -> RepositoryVersion:
         repository = get_repository(request, kwargs)
@@ -204,8 +208,7 @@ class ExportView(APIView):
             return answer(request, Situation.BUSY, busy[0], detail)
         deleted = [export.format for export, standing in found if standing.situation is Situation.READY]
         for export, _ in found:
-            # The stored archive goes after the commit (receivers.delete_archive).
-            Export.objects.filter(pk=export.pk, state=export.state).delete()
+            delete_export(export)
         if not deleted:
             return answer(request, Situation.NONE, None)
         return answer(request, Situation.DELETED, None, formats=tuple(deleted))

@@ -73,6 +73,15 @@ class RepositoryQuerySet(models.QuerySet):
             visible |= Q(owner_user=user) | Q(owner_org__membership__user=user)
         return self.filter(visible).distinct()
 
+    def administered_by(self, user) -> RepositoryQuerySet:
+        """The repositories ``Repository.is_admin`` lets ``user`` administer, as one query."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        if user.is_staff or user.is_superuser:
+            return self
+        admin_of_org = Q(owner_org__membership__user=user, owner_org__membership__role=Membership.ADMIN)
+        return self.filter(Q(owner_user=user) | admin_of_org).distinct()
+
 
 class Repository(models.Model):
     """A source or a collection, with its live (HEAD) metadata."""

@@ -18,3 +18,8 @@ EXPORT_STORAGE_DIR = VAR_DIR / "test-exports"  # noqa: F405
 # answer would outlive its rows. The live stacks (real processes, committed changes) keep the
 # production default, on.
 READ_CACHE = False
+# In-process tests make hundreds of POSTs and DELETEs as a handful of users, whose ids come back
+# in the next run's new database: the limit is off here, and the tests of rate limits switch it
+# on (tests/test_rate_limits.py). Counts carry this run's prefix, so no run meets another's.
+RATE_LIMIT_EXPORT_WRITES = ""
+RATE_LIMIT_KEY_PREFIX = f"ocl-rate-test-{os.getpid()}-{os.urandom(4).hex()}"

@@ -67,6 +67,15 @@ ROUTES = [
 # Routes only staff may read: their valid paths are checked with a staff client.
 STAFF_ROUTES = ["/mirror/subscriptions/", "/mirror/subscriptions/{subscription}/"]
 ROUTES += STAFF_ROUTES
+# The admin console: pages for a browser, checked for 5xx only (the last test).
+CONSOLE = "admin/"
+CONSOLE_ROUTES = [
+    "/admin/ocl_export/export/{job}/change/",
+    "/admin/ocl_export/export/?state={job}",
+    "/admin/mirror/subscription/{subscription}/change/",
+    "/admin/repos/repository/?q={job}",
+    "/admin/django_rq/dashboard/queues/{job}/{job}/",
+]
 # Off until METRICS_TOKEN or METRICS_BIND is set: a 404 by design.
 REFUSED = {"/metrics"}
 # Methods each route answers beyond GET (the same views serve /users/ and /user/).
@@ -151,10 +160,15 @@ def answer_problem(response) -> str | None:
     return None
 
 
+def api_patterns() -> list:
+    """The URL configuration without the admin console (HTML for a browser; see the last test)."""
+    return [pattern for pattern in get_resolver().url_patterns if str(pattern.pattern) != CONSOLE]
+
+
 def test_the_table_covers_every_route(content):
     covered = {resolve(template.format(**content).replace("%2F", "/")).url_name for template in ROUTES}
-    named = {pattern.name for pattern in get_resolver().url_patterns if getattr(pattern, "name", None)}
-    for pattern in get_resolver().url_patterns:
+    named = {pattern.name for pattern in api_patterns() if getattr(pattern, "name", None)}
+    for pattern in api_patterns():
         named |= {p.name for p in getattr(pattern, "url_patterns", []) if p.name}
     assert named - covered == set()
 
@@ -217,3 +231,15 @@ def test_a_long_segment_is_an_ordinary_404(anon_client, content):
     response = anon_client.get(f"/orgs/{'x' * 10_000}/sources/")
     assert response.status_code == 404
     assert re.fullmatch(r"Organization 'x+' not found\.", response.json()["detail"])
+
+
+def test_no_hostile_value_in_a_console_url_gives_a_5xx(client, staff, content):
+    client.force_login(staff)
+    client.raise_request_exception = False
+    problems = []
+    for template in CONSOLE_ROUTES:
+        for value in PATH_VALUES:
+            response = client.get(template.format(**{**content, "job": value, "subscription": value}))
+            if response.status_code >= 500:
+                problems.append(f"GET {template} = {value[:30]}: {response.status_code}")
+    assert problems == []

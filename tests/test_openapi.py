@@ -47,7 +47,7 @@ def test_generating_it_warns_of_nothing(client, db, capsys):
 
 def test_every_status_the_service_answers_is_described(schema):
     described = {int(code) for ops in schema["paths"].values() for op in ops.values() for code in op["responses"]}
-    assert described >= {200, 201, 202, 204, 208, 302, 303, 400, 401, 403, 404, 405, 409, 410, 503}
+    assert described >= {200, 201, 202, 204, 208, 302, 303, 400, 401, 403, 404, 405, 409, 410, 429, 503}
     assert not any(code >= 500 and code != 503 for code in described)
 
 

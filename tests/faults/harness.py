@@ -51,6 +51,9 @@ ENV = {
     "AWS_S3_MAX_ATTEMPTS": "2",
     "REDIS_SOCKET_TIMEOUT": "1",
     "REAP_INTERVAL": str(REAP_INTERVAL),
+    # Checked on every POST and DELETE, so a killed or paused Redis meets the rate-limit check too
+    # (it must let requests through, never answer 5xx), but high: a case POSTs 100 times at once.
+    "RATE_LIMIT_EXPORT_WRITES": "100000/hour",
 }
 # The longest any case may take to settle once its fault is over: a few retries, a stale
 # heartbeat or progress, two reaper sweeps, and a machine shared with other work.

@@ -66,6 +66,20 @@ def test_an_upstream_answering_500_is_tried_again_within_the_run(upstream_files,
 
 
 @pytest.mark.django_db
+def test_a_rate_limited_upstream_is_waited_for_as_long_as_its_retry_after_says(upstream_files, fast_retries) -> None:
+    limited = Answer(429, b'{"detail": "Request was throttled."}', {"Retry-After": "7", **JSON})
+    script = script_for(upstream_files, [limited, Answer(200, zipped(upstream_files["v1"]), ZIP)])
+    pauses: list[float] = []
+    with scripted_server(script) as base:
+        subscription, _ = subscribe(f"{base}{REPO}")
+        report = sync(subscription, sleep=pauses.append)
+
+    assert report.ok, report.error
+    assert pauses == [7.0]  # MIRROR_BACKOFF is 0 here: the pause is the upstream's
+    assert mirrored() == upstream_files["v1"]
+
+
+@pytest.mark.django_db
 def test_a_run_that_gives_up_applies_nothing_keeps_the_error_and_the_next_run_converges(
     upstream_files, fast_retries
 ) -> None:
