@@ -59,7 +59,9 @@ def env_rate(name: str, default: str) -> str:
     if value in ("", "off"):
         return ""
     if not RATE.match(value):
-        raise ImproperlyConfigured(f"{name} must be like 30/hour (per second, minute, hour or day) or off, not {value!r}")
+        raise ImproperlyConfigured(
+            f"{name} must be like 30/hour (per second, minute, hour or day) or off, not {value!r}"
+        )
     return value
 
 

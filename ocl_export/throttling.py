@@ -44,7 +44,6 @@ from rest_framework.throttling import SimpleRateThrottle
 from jobqueue.queue import connection
 from observability import metrics
 
-
 logger = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 10.0

@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from rq.registry import ScheduledJobRegistry
 
+from jobqueue.queue import work_queue
 from mirror.models import Subscription
 from ocl_export.models import Export, ExportState
-from jobqueue.queue import work_queue
 from tests.export_support import EXPORT_URL, ciel_v1, queued_job_ids, the_export, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
