@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from ocl_export import metrics
+from observability import metrics
 from tests.export_support import EXPORT_URL, ciel_v1
 from tests.live.stack import free_port
 
