@@ -141,10 +141,13 @@ def test_staff_delete_an_export_and_sync_a_subscription_in_a_browser(stack: Live
 
         # the completed export, found by the state filter; deleted by the action
         page.get_by_role("link", name="Exports", exact=True).click()
+        page.wait_for_url(re.compile(r".*/admin/ocl_export/export/$"))
         page.locator("#changelist-filter").get_by_role("link", name="Completed", exact=True).click()
+        page.wait_for_url(re.compile(r".*state__exact=completed"))  # a click only starts the navigation
         row = page.locator("#result_list tbody tr", has_text=f"{REPO}v1/")
-        assert row.count() == 1 and "Completed" in row.inner_text()
+        row.wait_for()
         shot("completed-exports")
+        assert row.count() == 1 and "Completed" in row.inner_text(), page.locator("#content").inner_text()
         row.locator("input.action-select").check()
         page.select_option("select[name=action]", "delete_exports")
         page.click("button[name=index]")
