@@ -15,6 +15,9 @@ handler403 = "foundation.errors.json_403"
 handler404 = "foundation.errors.json_404"
 handler500 = "foundation.errors.json_500"
 
+# The console's pages (ocl_export.apps.ConsoleConfig says why here, in the web processes only).
+admin.autodiscover()
+
 urlpatterns = [
     # JSON (application/json) whatever the client accepts: the path says what it is
     path(
