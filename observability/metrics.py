@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -60,6 +61,23 @@ if multiprocess_dir():
     # prometheus_client picks its value class when it is imported; the metrics below are created
     # after this line, so they write under our process identity rather than the bare pid.
     values.ValueClass = values.MultiProcessValue(process_identity)
+
+
+@contextmanager
+def kept_in_process() -> Iterator[None]:
+    """Metrics that other libraries create inside this block count in this process's memory only.
+
+    A library metric without labels (django-rq's ``RQCollector`` makes a Summary when its module is
+    imported) would otherwise write a file into the multiprocess directory in every process that
+    merely imports it, ``manage.py`` commands included, and its figures would be summed into
+    ``/metrics`` beside ours. Ours are created outside this block and keep writing their files.
+    """
+    shared = values.ValueClass
+    values.ValueClass = values.MutexValue
+    try:
+        yield
+    finally:
+        values.ValueClass = shared
 
 
 # Request latencies of a JSON API: most answers take milliseconds, a busy one a second or more.

@@ -8,6 +8,7 @@ from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from observability import metrics
 from repos.views.base import JSONWhateverAccept
 
 handler400 = "foundation.errors.json_400"
@@ -16,6 +17,10 @@ handler404 = "foundation.errors.json_404"
 handler500 = "foundation.errors.json_500"
 
 # The console's pages (ocl_export.apps.ConsoleConfig says why here, in the web processes only).
+# django-rq's pages bring a Prometheus summary of their own, made when its module is imported:
+# it stays in this process's memory, not in /metrics' files (observability.metrics says why).
+with metrics.kept_in_process():
+    import django_rq.contrib.prometheus  # noqa: F401
 admin.autodiscover()
 
 urlpatterns = [
