@@ -121,6 +121,9 @@ def import_file(
             raise ImportFileError(f"{path}: refused: {exc}") from exc
         except DAMAGED as exc:
             raise ImportFileError(f"{path}: damaged or truncated file, in its metadata ({describe(exc)})") from exc
+    if "delta" in metadata:
+        # Its items are only what changed: imported whole, it would make a version of just them.
+        raise ImportFileError(f"{path}: a version delta, not an export; apply it to its base version instead")
     try:
         plan = plan_from_metadata(metadata, owner_type)
     except ImportFileError as exc:
@@ -168,11 +171,18 @@ def _tune_session() -> None:
 
 
 def _load(
-    path: Path, plan: RepoPlan, version: str | None, quiet: bool, batch_size: int, partial: bool = False
+    path: Path,
+    plan: RepoPlan,
+    version: str | None,
+    quiet: bool,
+    batch_size: int,
+    partial: bool = False,
+    fill: Callable[[RepositoryVersion], None] | None = None,
 ) -> ImportSummary:
     """The import in its transaction. ``partial``: the same load, whose HEAD rule (the file's
     rows replace their items' rows, other items stay) is already what applying changes means,
-    and no version is named or written."""
+    and no version is named or written. ``fill`` (a delta, see ``repos.importers.delta``) gives
+    the new version its membership instead of "exactly the file's rows"."""
     phases = Phases()
     removals = 0
     _tune_session()
@@ -184,7 +194,11 @@ def _load(
     # The first import of a source has nothing to match against: its rows go straight into the
     # real tables (a duplicate item then fails the unique constraint, and the import says so).
     # So do a partial import's rows into an empty source: HEAD then holds exactly them.
-    direct = repository.is_source and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
+    direct = (
+        fill is None
+        and repository.is_source
+        and not any(merge.has_rows(kind, [repository.pk]) for kind in KINDS.values())
+    )
     writer = RowWriter(direct=direct, keep_open=repository.is_source)
     # Rows going straight into the real tables carry their rendering, made here from the same
     # values (nothing rewrites them later); every other new row is rendered after the merge.
@@ -225,7 +239,7 @@ def _load(
         version_id, status = HEAD, CHANGED if new_concepts or new_mappings or removals else UNCHANGED
     else:
         version_id = plan.version_id or version or version_from_file_name(path) or _version_from_items(written)
-        status, removals = _write_version(repository, head, plan, version_id, written)
+        status, removals = _write_version(repository, head, plan, version_id, written, fill)
         phases.done("version")
     return ImportSummary(
         path=str(path),
@@ -404,7 +418,12 @@ def _version_from_items(written: Written | None) -> str:
 
 
 def _write_version(
-    repository: Repository, head: RepositoryVersion, plan: RepoPlan, version_id: str, written: Written | None
+    repository: Repository,
+    head: RepositoryVersion,
+    plan: RepoPlan,
+    version_id: str,
+    written: Written | None,
+    fill: Callable[[RepositoryVersion], None] | None = None,
 ) -> tuple[str, int]:
     """The named version of the file: created with the file's rows, or found holding exactly them;
     (the status, how many items left HEAD).
@@ -437,7 +456,10 @@ def _write_version(
         references=plan.references or [],
         **fields,
     )
-    if written is not None:
+    if fill is not None:
+        fill(created)
+        created.last_updated = created.compute_last_updated()
+    elif written is not None:
         copy_membership(head, created)
         created.last_updated = written.newest or created.updated_on
     else:
@@ -449,7 +471,7 @@ def _write_version(
         created.created_on = created.updated_on = created.last_updated
     created.save(update_fields=["last_updated", "created_on", "updated_on"])
     removals = 0
-    if written is None and _is_newest(created):
+    if written is None and fill is None and _is_newest(created):  # (a delta's fill does its own)
         now = timezone.now()
         removals = sum(keep_only_staged(kind, head.pk, now) for kind in KINDS.values())
     transaction.on_commit(lambda: signals.version_created.send(sender=RepositoryVersion, version=created, user=None))
