@@ -41,7 +41,8 @@ def _completed_sql(kind: str) -> str:
     owner = OWNER_CLAUSES[kind]
     return (
         f"SELECT {select_list((EXPORT, VERSION, REPO, *owner.parts))} {JOINS} {owner.join} "
-        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND v.version = %s AND e.format = %s AND e.state = %s LIMIT 1"
+        f"WHERE {owner.where} AND {REPOSITORY_WHERE} AND v.version = %s AND e.format = %s AND e.state = %s "
+        "AND e.base_id IS NULL LIMIT 1"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path, re_path
 
+from .delta_views import DeltaView
 from .views import DownloadView, ExportStatusView, ExportView
 
 SEGMENT = r"[^/]+"
@@ -21,6 +22,13 @@ urlpatterns: list[URLPattern] = [
     ),
     # "/user/...": the caller's own account
     re_path(rf"^(?P<owner_kind>user)/{REPO_VERSION}/export/?$", ExportView.as_view(), name="export-self"),
+    # ".../:version/export/delta/?from=:older": the delta from an older version to this one
+    re_path(
+        rf"^(?P<owner_kind>orgs|users)/(?P<owner>{SEGMENT})/{REPO_VERSION}/export/delta/?$",
+        DeltaView.as_view(),
+        name="export-delta",
+    ),
+    re_path(rf"^(?P<owner_kind>user)/{REPO_VERSION}/export/delta/?$", DeltaView.as_view(), name="export-delta-self"),
     path("exports/jobs/<int:pk>/", ExportStatusView.as_view(), name="export-status"),
     path("exports/jobs/<int:pk>", ExportStatusView.as_view()),
     re_path(

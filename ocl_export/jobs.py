@@ -29,6 +29,7 @@ from observability import metrics
 from repos.models import RepositoryVersion
 from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
+from .delta_archive import plan_delta
 from .models import ACTIVE_STATES, Export, ExportState
 from .produce import produce_archive
 from .queue import enqueue_export_job
@@ -57,15 +58,18 @@ class QueueOutcome:
     queued: bool  # False: the export was already completed, nothing queued
 
 
-def queue_export(version: RepositoryVersion, fmt: str, user: Any) -> QueueOutcome:
-    """Create (or re-arm a failed) export of ``version`` and queue its job after the commit.
+def queue_export(
+    version: RepositoryVersion, fmt: str, user: Any, base: RepositoryVersion | None = None
+) -> QueueOutcome:
+    """Create (or re-arm a failed) export of ``version`` (the delta from ``base`` when given) and
+    queue its job after the commit.
 
     Raises Conflict when an export is already pending or processing (or a concurrent request won
     the race), ServiceUnavailable when Redis does not take the job (the row is then failed).
     """
     now = timezone.now()
     with transaction.atomic():
-        export = Export.objects.filter(version=version, format=fmt).first()
+        export = Export.objects.filter(version=version, format=fmt, base=base).first()
         if export is not None and is_out_of_date(export):
             # HEAD moved on since this archive was made: it goes (its object after the commit, see
             # receivers.delete_archive, before the new job is enqueued) and a new one is built.
@@ -75,7 +79,7 @@ def queue_export(version: RepositoryVersion, fmt: str, user: Any) -> QueueOutcom
             try:
                 # A savepoint, so the unique constraint's verdict does not poison the transaction.
                 with transaction.atomic():
-                    export = Export.create_pending(version, fmt, user, now)
+                    export = Export.create_pending(version, fmt, user, now, base)
             except IntegrityError as exc:
                 raise Conflict() from exc
         elif export.state == ExportState.COMPLETED:
@@ -217,11 +221,15 @@ def produce_and_publish(
     version = export.version
     repository = version.repository
     last_updated = version.get_last_updated()
-    file_name = archive_file_name(repository.mnemonic, version.version, last_updated, export.format)
+    delta = plan_delta(export) if export.base_id is not None else None
+    if delta is not None:
+        file_name, total = delta.file_name, delta.total
+    else:
+        file_name = archive_file_name(repository.mnemonic, version.version, last_updated, export.format)
+        total = count_items(CONCEPTS, version, EVERYTHING) + count_items(MAPPINGS, version, EVERYTHING)
     key = export_key(
         repository.owner_type, repository.owner_mnemonic, repository.repo_type, repository.mnemonic, file_name
     )
-    total = count_items(CONCEPTS, version, EVERYTHING) + count_items(MAPPINGS, version, EVERYTHING)
     # The key is noted before the upload starts, so the reaper can abort the upload of a killed job.
     Export.objects.filter(pk=export.pk, job_id=job_id, state=ExportState.PROCESSING).update(
         items_total=total, key=key, file_name=file_name
@@ -231,7 +239,10 @@ def produce_and_publish(
     # now: this attempt owns the key, and its own upload must be the only one left behind it.
     get_storage().abort_stale_uploads(key, 0)
 
-    result = produce_archive(version, export.format, key, on_progress, last_updated, on_activity)
+    if delta is not None:
+        result = delta.produce(key, on_progress)
+    else:
+        result = produce_archive(version, export.format, key, on_progress, last_updated, on_activity)
 
     # The object is published; only now may the row say so.
     completed = export.transition(

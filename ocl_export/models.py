@@ -50,6 +50,9 @@ class IllegalTransition(Exception):
 
 class Export(models.Model):
     version = models.ForeignKey(RepositoryVersion, on_delete=models.CASCADE, related_name="exports")
+    # Set: the archive is the delta from this (older) version to ``version`` (ocl_export.deltas),
+    # made by the same job, row and state machine as an export.
+    base = models.ForeignKey(RepositoryVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.TGZ)
     state = models.CharField(max_length=16, choices=ExportState.choices, default=ExportState.PENDING)
     # The RQ job of the current attempt: "export-<id>-<attempts>-<random>". Each re-queue gets a new
@@ -77,7 +80,14 @@ class Export(models.Model):
     progress_on = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["version", "format"], name="one_export_per_version_format")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "format"], condition=Q(base__isnull=True), name="one_export_per_version_format"
+            ),
+            models.UniqueConstraint(
+                fields=["version", "base", "format"], condition=Q(base__isnull=False), name="one_delta_per_pair_format"
+            ),
+        ]
         indexes = [
             # The reaper's sweep: only the few rows under way.
             models.Index(fields=["state"], name="export_active", condition=Q(state__in=ACTIVE_STATES)),
@@ -99,11 +109,18 @@ class Export(models.Model):
         return min(99, int(self.items_done * 100 / self.items_total))
 
     @classmethod
-    def create_pending(cls, version: RepositoryVersion, fmt: str, user: Any, now: datetime | None = None) -> Export:
-        """The first attempt of a new export. Raises IntegrityError when a concurrent request won the
-        unique constraint, so callers run it inside a savepoint."""
+    def create_pending(
+        cls,
+        version: RepositoryVersion,
+        fmt: str,
+        user: Any,
+        now: datetime | None = None,
+        base: RepositoryVersion | None = None,
+    ) -> Export:
+        """The first attempt of a new export (or delta from ``base``). Raises IntegrityError when a
+        concurrent request won the unique constraint, so callers run it inside a savepoint."""
         now = now or timezone.now()
-        export = cls.objects.create(version=version, format=fmt, state=ExportState.PENDING, created_on=now)
+        export = cls.objects.create(version=version, base=base, format=fmt, state=ExportState.PENDING, created_on=now)
         # The job id needs the primary key, hence a second statement in the same transaction.
         fields = fresh_attempt_fields(export.pk, 1, user, now)
         cls.objects.filter(pk=export.pk).update(**fields)

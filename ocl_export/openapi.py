@@ -249,6 +249,16 @@ INCLUDE_REMOVED = query(
     "HEAD at or after updatedSince (all without it) and are not back; a named version or no items is a 400",
 )
 FORMAT = query("format", {"type": "string", "enum": ["tgz", "zip"]}, "Archive format (default: the service's)")
+FROM = OpenApiParameter(
+    "from",
+    location=OpenApiParameter.QUERY,
+    required=True,
+    type=STRING,
+    description="The older version the delta starts from: its id, or its URL (of this repository)",
+)
+BAD_PAIR = error(
+    "No delta joins these versions: no ?from=, the same version, not an older one, HEAD, another repository"
+)
 WAIT = query("wait", {"type": "number"}, "Hold the answer up to this many seconds (at most 25) until the state changes")
 
 # Path segments that are alternatives in the URL patterns.
@@ -307,6 +317,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("ExportView", "POST"): Operation({**export_answers("POST"), 401: BAD_TOKEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]),
     ("ExportView", "DELETE"): Operation(
         {**export_answers("DELETE"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]
+    ),
+    ("DeltaView", "GET"): Operation({**export_answers("GET"), 400: BAD_PAIR, 401: BAD_TOKEN}, [FROM, FORMAT]),
+    ("DeltaView", "POST"): Operation(
+        {
+            **export_answers("POST"),
+            400: BAD_PAIR,
+            401: BAD_TOKEN,
+            409: error("Not now: this delta, or the full export of the version it leads to, is being made"),
+        },
+        [FROM, FORMAT],
     ),
     ("ExportStatusView", "GET"): Operation(
         {200: Answer("The export job", ref("ExportJob"), {"Cache-Control": NO_STORE}), **READ}, [WAIT]

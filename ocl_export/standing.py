@@ -127,8 +127,9 @@ def known(export: Export | None) -> Finder:
     return lambda: export
 
 
-def of_version(version: RepositoryVersion, fmt: str) -> Finder:
-    return lambda: Export.objects.filter(version=version, format=fmt).first()
+def of_version(version: RepositoryVersion, fmt: str, base: RepositoryVersion | None = None) -> Finder:
+    """The export of ``version`` in ``fmt``, or with ``base`` its delta from that version."""
+    return lambda: Export.objects.filter(version=version, format=fmt, base=base).first()
 
 
 def completed_first(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -79,10 +80,17 @@ def describe(request: Request, export: Export) -> dict[str, Any]:
         "url": url,
         "links": {
             "self": url,
-            "export": absolute_url(request, f"{export.version.url}export/?format={export.format}"),
+            "export": absolute_url(request, resource_path(export)),
             "version": absolute_url(request, export.version.url),
         },
     }
+
+
+def resource_path(export: Export) -> str:
+    """The resource a job's archive is answered at: the version's export, or its delta from ``base``."""
+    if export.base_id is None:
+        return f"{export.version.url}export/?format={export.format}"
+    return f"{export.version.url}export/delta/?{urlencode({'from': export.base.version, 'format': export.format})}"
 
 
 def archive_url(request: Request, export: Export, reply: Reply) -> str:
@@ -198,7 +206,7 @@ class ExportView(APIView):
         version = self.version(request, kwargs)
         if not version.repository.is_admin(request.user):
             raise PermissionDenied("Only administrators of this repository may delete its exports.")
-        exports = Export.objects.filter(version=version)
+        exports = Export.objects.filter(version=version, base=None)
         if request.query_params.get("format"):
             exports = exports.filter(format=requested_format(request))
         found = [(export, where_export_stands(known(export))) for export in exports]

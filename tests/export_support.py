@@ -48,7 +48,7 @@ def work() -> None:
 
 
 def the_export(version: RepositoryVersion, fmt: str = "tgz") -> Export:
-    return Export.objects.get(version=version, format=fmt)
+    return Export.objects.get(version=version, format=fmt, base=None)
 
 
 def queued_job_ids() -> list[str]:
