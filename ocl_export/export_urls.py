@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path, re_path
 
 from .delta_views import DeltaView
+from .feed_views import OwnerFeedView, RepositoryFeedView
 from .views import DownloadView, ExportStatusView, ExportView
 
 SEGMENT = r"[^/]+"
@@ -29,6 +30,14 @@ urlpatterns: list[URLPattern] = [
         name="export-delta",
     ),
     re_path(rf"^(?P<owner_kind>user)/{REPO_VERSION}/export/delta/?$", DeltaView.as_view(), name="export-delta-self"),
+    # the release feed, beside the versions list, and an owner's
+    re_path(
+        rf"^(?P<owner_kind>orgs|users)/(?P<owner>{SEGMENT})/(?P<repo_type>sources|collections)/(?P<repo>{SEGMENT})"
+        r"/versions/feed/?$",
+        RepositoryFeedView.as_view(),
+        name="release-feed",
+    ),
+    re_path(rf"^(?P<owner_kind>orgs|users)/(?P<owner>{SEGMENT})/feed/?$", OwnerFeedView.as_view(), name="owner-feed"),
     path("exports/jobs/<int:pk>/", ExportStatusView.as_view(), name="export-status"),
     path("exports/jobs/<int:pk>", ExportStatusView.as_view()),
     re_path(

@@ -69,6 +69,29 @@ COMPONENTS: dict[str, Schema] = {
         "required": ["detail", "formats"],
         "properties": {"detail": STRING, "formats": {"type": "array", "items": STRING}},
     },
+    "ReleaseFeed": {
+        "type": "object",
+        "required": ["title", "url", "updated", "entries"],
+        "properties": {
+            "title": STRING,
+            "url": STRING,
+            "updated": NULLABLE_STRING,
+            "entries": {
+                "type": "array",
+                "items": loose(
+                    "A released version: its item counts, its exports, the delta from its predecessor",
+                    id=STRING,
+                    url=STRING,
+                    repository=STRING,
+                    concepts={"type": "integer"},
+                    mappings={"type": "integer"},
+                    previous=NULLABLE_STRING,
+                    exports={"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                    delta={"type": "object", "nullable": True, "additionalProperties": True},
+                ),
+            },
+        },
+    },
     "Repository": loose("A source or collection (OCL JSON).", id=STRING, url=STRING),
     "Version": loose(
         "A repository version (OCL JSON); with includeConcepts/includeMappings it carries its items.",
@@ -259,6 +282,24 @@ FROM = OpenApiParameter(
 BAD_PAIR = error(
     "No delta joins these versions: no ?from=, the same version, not an older one, HEAD, another repository"
 )
+FEED_FORMAT = query("format", {"type": "string", "enum": ["json", "atom"]}, "json (default) or atom")
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    type=STRING,
+    description="The ETag of a feed held: 304 while it is unchanged",
+)
+FEED_ANSWERS = {
+    200: Answer(
+        "Released versions newest first, with their exports and the delta from each one's predecessor",
+        ref("ReleaseFeed"),
+        {"ETag": header("sha256 of the body, quoted")},
+        ("application/json", "application/atom+xml"),
+    ),
+    304: Answer("The feed is as the ETag sent in If-None-Match says", None, {"ETag": header("The same ETag")}),
+    401: BAD_TOKEN,
+}
 WAIT = query("wait", {"type": "number"}, "Hold the answer up to this many seconds (at most 25) until the state changes")
 
 # Path segments that are alternatives in the URL patterns.
@@ -328,6 +369,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },
         [FROM, FORMAT],
     ),
+    ("RepositoryFeedView", "GET"): Operation(FEED_ANSWERS, [FEED_FORMAT, IF_NONE_MATCH]),
+    ("OwnerFeedView", "GET"): Operation(FEED_ANSWERS, [FEED_FORMAT, IF_NONE_MATCH]),
     ("ExportStatusView", "GET"): Operation(
         {200: Answer("The export job", ref("ExportJob"), {"Cache-Control": NO_STORE}), **READ}, [WAIT]
     ),
