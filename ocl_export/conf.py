@@ -22,6 +22,8 @@ EXPORT_STORAGE_DIR = Path(env_str("EXPORT_STORAGE_DIR", str(environment.VAR_DIR 
 OCL_COMPAT = env_choice("OCL_COMPAT", "v1", profiles.NAMES)
 EXPORT_DEFAULT_FORMAT = env_choice("EXPORT_DEFAULT_FORMAT", profiles.DEFAULT_FORMATS[OCL_COMPAT], ("tgz", "zip"))
 EXPORT_ON_VERSION_CREATE = env_bool("EXPORT_ON_VERSION_CREATE", True)
+# When a released version's export completes, queue the delta from the previous released version.
+EXPORT_DELTA_ON_RELEASE = env_bool("EXPORT_DELTA_ON_RELEASE", True)
 EXPORT_LOCATION_TTL = env_int("EXPORT_LOCATION_TTL", 60, 1)
 EXPORT_PRESIGN_TTL = env_int("EXPORT_PRESIGN_TTL", 60, 1)
 EXPORT_JOB_TIMEOUT = env_int("EXPORT_JOB_TIMEOUT", 6 * 3600, 60)

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from django.http import HttpResponse
+from repos.views.lookup import get_owner, get_repository
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -22,7 +23,6 @@ from rest_framework.views import APIView
 from read_cache.store import get_store
 from repos.representation import dumps
 from repos.views.base import JSONWhateverAccept
-from repos.views.lookup import get_owner, get_repository
 
 from .feed import feed, released_versions
 from .feed_atom import atom

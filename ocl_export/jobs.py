@@ -21,11 +21,13 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 from rq import get_current_job
 
 from foundation.archive import archive_file_name
 from foundation.errors import Conflict, ServiceUnavailable
 from observability import metrics
+from repos.deltas import predecessor
 from repos.models import RepositoryVersion
 from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
@@ -261,7 +263,25 @@ def produce_and_publish(
         discard_unclaimed_object(export.pk, key)
         return {"export": export.pk, "outcome": "abandoned"}
     metrics.export_completed(export, total)
+    if delta is None:
+        queue_release_delta(export)
     return {"export": export.pk, "outcome": "completed", "key": key, "size": result.size, "sha256": result.sha256}
+
+
+def queue_release_delta(export: Export) -> None:
+    """A released version's export is done, so its delta from the previous release can be made
+    now (the delta announces this export's sha256): subscribers find it in the release feed."""
+    version = export.version
+    if not settings.EXPORT_DELTA_ON_RELEASE or not version.released or version.is_head:
+        return
+    older = predecessor(version)
+    if older is None:
+        return
+    try:
+        queue_export(version, export.format, None, base=older)
+    except APIException as exc:
+        # Made already or being made (409), or Redis is away: a POST of the delta still makes it.
+        logger.info("export %s: delta from %s not queued: %s", export.pk, older.version, exc.detail)
 
 
 def discard_unclaimed_object(export_id: int, key: str) -> None:

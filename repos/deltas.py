@@ -23,8 +23,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
-from repos.models import RepositoryVersion
+from repos.models import HEAD, RepositoryVersion
 from repos.representation import (
     CONCEPTS,
     MAPPINGS,
@@ -55,6 +56,18 @@ def check_pair(older: RepositoryVersion, newer: RepositoryVersion) -> None:
         raise DeltaError(f"A delta joins two different versions; both are {newer.version!r}.")
     if (older.created_on, older.pk) > (newer.created_on, newer.pk):
         raise DeltaError(f"Version {older.version!r} is not older than {newer.version!r}; a delta goes forward.")
+
+
+def predecessor(version: RepositoryVersion) -> RepositoryVersion | None:
+    """The released version of ``version``'s repository just before it (the release feed's order:
+    created_on, then id): the one a delta to ``version`` is made from when nobody names another."""
+    older = Q(created_on__lt=version.created_on) | Q(created_on=version.created_on, pk__lt=version.pk)
+    return (
+        version.repository.versions.filter(older, released=True, retired=False)
+        .exclude(version=HEAD)
+        .order_by("-created_on", "-id")
+        .first()
+    )
 
 
 def _changed_where(kind: ItemKind) -> str:

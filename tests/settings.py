@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ocl_export")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("EXPORT_ON_VERSION_CREATE", "False")
+os.environ.setdefault("EXPORT_DELTA_ON_RELEASE", "False")
 
 from ocl_export.settings import *  # noqa: E402,F403
 

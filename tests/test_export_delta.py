@@ -150,3 +150,18 @@ def test_a_pair_that_no_delta_joins_is_a_clear_json_error(org, anon_client, url,
 def test_posting_a_delta_needs_a_token(org, anon_client) -> None:
     two_versions(org)
     assert anon_client.post(DELTA_URL).status_code == 401
+
+
+def test_a_released_versions_export_brings_its_delta_from_the_previous_release(
+    org, alice_client, redis_conn, fs_storage, settings
+) -> None:
+    settings.EXPORT_DELTA_ON_RELEASE = True
+    older, newer = two_versions(org)
+    draft = make_version(older.repository, "v3-draft", released=False, created_on=T0 + timedelta(days=9))
+    for version in ("v1", "v2", "v3-draft"):
+        assert alice_client.post(f"/orgs/CIEL/sources/CIEL/{version}/export/").status_code == 202
+    work()
+    deltas = Export.objects.filter(base__isnull=False)
+    assert [(d.base.version, d.version.version, d.state) for d in deltas] == [("v1", "v2", ExportState.COMPLETED)]
+    assert alice_client.get(DELTA_URL).status_code == 303
+    assert not Export.objects.filter(version=draft, base__isnull=False).exists()
