@@ -28,7 +28,7 @@ from .feed import feed, released_versions
 from .feed_atom import atom
 from .public_urls import absolute_url
 
-CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml; charset=utf-8"}
+CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}  # Atom: UTF-8 by its declaration
 
 
 def etag_matches(request: Request, etag: str) -> bool:
