@@ -73,7 +73,7 @@ elif role == "whole":
 else:
     started = time.monotonic()
     summary = apply_delta(sys.argv[4])
-    figures["apply"] = {"seconds": time.monotonic() - started, "status": summary.status}
+    figures["apply"] = {"seconds": time.monotonic() - started, "status": summary.status, "phases": summary.phases}
     figures["export"] = export(RepositoryVersion.objects.get(version=summary.version), out + ".mirror.tgz")
 print(json.dumps(figures))
 """
@@ -143,7 +143,8 @@ def main() -> None:
         f"upstream: B's export {export['size']:,} B in {export['seconds']:.2f} s; delta {made['size']:,} B in {made['seconds']:.2f} s"
     )
     print(f"whole archive: {export['size']:,} B, import {whole['import']['seconds']:.2f} s")
-    print(f"delta:         {made['size']:,} B, apply {delta['apply']['seconds']:.2f} s")
+    phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in delta["apply"]["phases"].items())
+    print(f"delta:         {made['size']:,} B, apply {delta['apply']['seconds']:.2f} s ({phases})")
     print(
         f"ratios: bytes {made['size'] / export['size']:.1%}, "
         f"seconds {delta['apply']['seconds'] / whole['import']['seconds']:.1%}"

@@ -165,3 +165,18 @@ def test_a_released_versions_export_brings_its_delta_from_the_previous_release(
     assert [(d.base.version, d.version.version, d.state) for d in deltas] == [("v1", "v2", ExportState.COMPLETED)]
     assert alice_client.get(DELTA_URL).status_code == 303
     assert not Export.objects.filter(version=draft, base__isnull=False).exists()
+
+
+def test_a_delta_whose_versions_export_went_away_before_its_job_ran_fails_for_good(
+    org, alice_client, redis_conn, fs_storage
+) -> None:
+    _older, newer = two_versions(org)
+    assert alice_client.post("/orgs/CIEL/sources/CIEL/v2/export/").status_code == 202
+    work()
+    assert alice_client.post(DELTA_URL).status_code == 202
+    the_export(newer).delete()
+    work()
+    delta = Export.objects.get(base__isnull=False)
+    assert delta.state == ExportState.FAILED
+    assert "request it first" in delta.error
+    assert alice_client.get(DELTA_URL)["X-Export-State"] == "failed"

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from repos.deltas import count_held
 from repos.importers import loader
 from repos.importers.errors import ImportFileError
 from repos.importers.normalize import REPO_URL, plan_from_metadata
@@ -28,6 +29,8 @@ from repos.importers.scanner import ScanLimitError, iter_items
 from repos.importers.staging import KINDS, Kind
 from repos.importers.versions import VersionError, find_repository
 from repos.models import Repository, RepositoryVersion
+from repos.representation import CONCEPTS as CONCEPT_ITEMS
+from repos.representation import MAPPINGS as MAPPING_ITEMS
 
 REMOVED = "import_removed_items"
 
@@ -113,7 +116,7 @@ def _expected(path: Path, header: dict[str, Any]) -> tuple[int, int]:
 
 
 def _held(version: RepositoryVersion) -> tuple[int, int]:
-    return version.concepts.count(), version.mappings.count()
+    return count_held(CONCEPT_ITEMS, version), count_held(MAPPING_ITEMS, version)
 
 
 def _stage_removed(path: Path, repository: Repository) -> None:
@@ -161,17 +164,19 @@ def _source_id(url: str) -> int | None:
 
 def carry_over(kind: Kind, base_id: int, version_id: int) -> None:
     """The new version's membership: the base's rows of items the delta neither changes nor
-    removes, and the delta's own rows (their ids are in the staging table after the merge)."""
+    removes, and the delta's own rows (their ids are in the staging table after the merge).
+
+    The rows to leave out are found from the delta's side (a few index lookups per item), so
+    the base's rows are copied by their membership key alone, never read from the item table."""
     member = kind.member_column
+    same_item = "t.source_id = {0}.source_id AND t.mnemonic = {0}.mnemonic"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
-            f"SELECT %s, m.{member} FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{member} "
-            "WHERE m.repositoryversion_id = %s "
-            f"AND NOT EXISTS (SELECT 1 FROM {kind.staging} st WHERE st.source_id = i.source_id "
-            "AND st.mnemonic = i.mnemonic) "
-            f"AND NOT EXISTS (SELECT 1 FROM {REMOVED} r WHERE r.kind = %s AND r.source_id = i.source_id "
-            "AND r.mnemonic = i.mnemonic) "
+            f"SELECT %s, m.{member} FROM {kind.membership} m WHERE m.repositoryversion_id = %s "
+            f"AND m.{member} NOT IN ("
+            f"SELECT t.id FROM {kind.table} t JOIN {kind.staging} st ON {same_item.format('st')} "
+            f"UNION ALL SELECT t.id FROM {kind.table} t JOIN {REMOVED} r ON r.kind = %s AND {same_item.format('r')}) "
             f"UNION SELECT %s, row_id FROM {kind.staging} ORDER BY 2",
             [version_id, base_id, kind.key, version_id],
         )
