@@ -44,7 +44,8 @@ from repos.deltas import stream_delta
 from repos.importers import import_file
 from repos.importers.delta import apply_delta
 from repos.models import RepositoryVersion
-from repos.representation import render_all_pending, stream_version
+from repos.representation.body import stream_version
+from repos.representation.rendering import render_all_pending
 
 def export(version, path):
     render_all_pending()

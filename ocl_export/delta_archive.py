@@ -22,7 +22,8 @@ from typing import Any
 from foundation.archive import ArchiveResult, archive_file_name, as_utc, content_type, spooled, write_archive
 from repos.deltas import DeltaCounts, check_pair, count_delta, stream_delta
 from repos.models import RepositoryVersion
-from repos.representation import iso, render_all_pending
+from repos.representation.encoding import iso
+from repos.representation.rendering import render_all_pending
 
 from .models import Export, ExportState
 from .produce import one_snapshot

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from foundation.errors import Conflict
 from repos.deltas import DeltaError, check_pair
+from repos.lookups import get_repository, get_version
 from repos.models import Repository, RepositoryVersion
 from repos.views.base import JSONWhateverAccept
 

@@ -19,7 +19,8 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from repos.models import HEAD, Repository, RepositoryVersion
-from repos.representation import CONCEPTS, MAPPINGS, iso
+from repos.representation.encoding import iso
+from repos.representation.items import CONCEPTS, MAPPINGS
 
 from .delta_archive import export_facts
 from .models import Export, ExportState

@@ -21,7 +21,8 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from read_cache.store import get_store
-from repos.representation import dumps
+from repos.lookups import get_owner, get_repository
+from repos.representation.encoding import dumps
 from repos.views.base import JSONWhateverAccept
 
 from .feed import feed, released_versions

@@ -26,17 +26,9 @@ from django.db import connection
 from django.db.models import Q
 
 from repos.models import HEAD, RepositoryVersion
-from repos.representation import (
-    CONCEPTS,
-    MAPPINGS,
-    ItemKind,
-    SourceInfoCache,
-    dumps,
-    iso,
-    item_sql,
-    rendered_text,
-    version_dict,
-)
+from repos.representation.encoding import dumps, iso
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, rendered_text
+from repos.representation.shapes import SourceInfoCache, version_dict
 
 KINDS = (CONCEPTS, MAPPINGS)
 TYPE_NAMES = {CONCEPTS.key: "Concept", MAPPINGS.key: "Mapping"}

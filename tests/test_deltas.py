@@ -22,7 +22,8 @@ from repos.deltas import DeltaError, check_pair, count_delta, stream_delta
 from repos.importers import ImportFileError, import_file
 from repos.importers.delta import apply_delta
 from repos.models import Repository, RepositoryVersion
-from repos.representation import iso, stream_version
+from repos.representation.body import stream_version
+from repos.representation.encoding import iso
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CIEL = FIXTURES / "ocl-v1-CIEL-subset-2015.tgz"

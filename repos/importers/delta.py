@@ -26,11 +26,9 @@ from repos.importers.normalize import REPO_URL, plan_from_metadata
 from repos.importers.reader import DAMAGED, describe, open_export, read_metadata
 from repos.importers.removals import remove_from_head
 from repos.importers.scanner import ScanLimitError, iter_items
-from repos.importers.staging import KINDS, Kind
 from repos.importers.versions import VersionError, find_repository
 from repos.models import Repository, RepositoryVersion
-from repos.representation import CONCEPTS as CONCEPT_ITEMS
-from repos.representation import MAPPINGS as MAPPING_ITEMS
+from repos.representation.items import CONCEPTS, KINDS, MAPPINGS, ItemKind
 
 REMOVED = "import_removed_items"
 
@@ -116,7 +114,7 @@ def _expected(path: Path, header: dict[str, Any]) -> tuple[int, int]:
 
 
 def _held(version: RepositoryVersion) -> tuple[int, int]:
-    return count_held(CONCEPT_ITEMS, version), count_held(MAPPING_ITEMS, version)
+    return count_held(CONCEPTS, version), count_held(MAPPINGS, version)
 
 
 def _stage_removed(path: Path, repository: Repository) -> None:
@@ -162,7 +160,7 @@ def _source_id(url: str) -> int | None:
         return None
 
 
-def carry_over(kind: Kind, base_id: int, version_id: int) -> None:
+def carry_over(kind: ItemKind, base_id: int, version_id: int) -> None:
     """The new version's membership: the base's rows of items the delta neither changes nor
     removes, and the delta's own rows (their ids are in the staging table after the merge).
 
