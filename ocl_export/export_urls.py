@@ -37,6 +37,11 @@ urlpatterns: list[URLPattern] = [
         RepositoryFeedView.as_view(),
         name="release-feed",
     ),
+    re_path(
+        rf"^(?P<owner_kind>user)/(?P<repo_type>sources|collections)/(?P<repo>{SEGMENT})/versions/feed/?$",
+        RepositoryFeedView.as_view(),
+        name="release-feed-self",
+    ),
     re_path(rf"^(?P<owner_kind>orgs|users)/(?P<owner>{SEGMENT})/feed/?$", OwnerFeedView.as_view(), name="owner-feed"),
     path("exports/jobs/<int:pk>/", ExportStatusView.as_view(), name="export-status"),
     path("exports/jobs/<int:pk>", ExportStatusView.as_view()),

@@ -9,16 +9,26 @@ The table is checked against the URL configuration, so a new route without a row
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from string import Formatter
 
 import pytest
 from django.urls import get_resolver, resolve
+from django.utils import timezone
 
 from mirror.models import Subscription
 from ocl_export.models import Export, ExportState
 from tests.factories import add_concept, add_mapping, make_source, make_version
 
-VALID = {"owner": "CIEL", "user": "alice", "repo": "CIEL", "version": "v1", "concept": "1", "mapping": "M1"}
+VALID = {
+    "owner": "CIEL",
+    "user": "alice",
+    "repo": "CIEL",
+    "version": "v1",
+    "older": "v0",
+    "concept": "1",
+    "mapping": "M1",
+}
 
 PATH_VALUES = [
     "%00",
@@ -39,9 +49,11 @@ REPOSITORY_ROUTES = [
     "collections/",
     "sources/{repo}/",
     "sources/{repo}/versions/",
+    "sources/{repo}/versions/feed/",
     "sources/{repo}/{version}/",
     "sources/{repo}/{version}/export/",
     "sources/{repo}/{version}/checksums/",
+    "sources/{repo}/{version}/export/delta/?from={older}",
     "sources/{repo}/concepts/",
     "sources/{repo}/concepts/{concept}/",
     "sources/{repo}/concepts/{concept}/{concept_uuid}/",
@@ -57,6 +69,8 @@ ROUTES = [
     *(f"/orgs/{{owner}}/{route}" for route in REPOSITORY_ROUTES),
     *(f"/users/{{user}}/{route}" for route in REPOSITORY_ROUTES),
     *(f"/user/{route}" for route in REPOSITORY_ROUTES),
+    "/orgs/{owner}/feed/",
+    "/users/{user}/feed/",
     "/exports/jobs/{job}/",
     "/exports/download/{token}/{file}",
     "/openapi.json",
@@ -79,7 +93,13 @@ CONSOLE_ROUTES = [
 # Off until METRICS_TOKEN or METRICS_BIND is set: a 404 by design.
 REFUSED = {"/metrics"}
 # Methods each route answers beyond GET (the same views serve /users/ and /user/).
-WRITES = {"versions/": ("post",), "{version}/": ("delete",), "export/": ("post", "delete"), "{file}": ("head",)}
+WRITES = {
+    "versions/": ("post",),
+    "{version}/": ("delete",),
+    "export/": ("post", "delete"),
+    "?from={older}": ("post",),
+    "{file}": ("head",),
+}
 # Under /users/ and /user/ the views are those of /orgs/: only the owner's own segments vary.
 OWNER_SLOTS = {"user", "repo"}
 
@@ -120,6 +140,7 @@ def content(org, alice, redis_conn):
     source = make_source(org, "CIEL")
     concept = add_concept(source, "1")
     mapping = add_mapping(source, "M1", from_concept=concept, to_concept=concept)
+    make_version(source, "v0", created_on=timezone.now() - timedelta(days=1))  # a delta's base
     version = make_version(source, "v1")
     # zip: the table's POSTs (tgz) must not make this job active, or ?wait would hold each answer
     export = Export.objects.create(version=version, format="zip", state=ExportState.FAILED, error="test")
@@ -166,7 +187,7 @@ def api_patterns() -> list:
 
 
 def test_the_table_covers_every_route(content):
-    covered = {resolve(template.format(**content).replace("%2F", "/")).url_name for template in ROUTES}
+    covered = {resolve(template.format(**content).replace("%2F", "/").split("?")[0]).url_name for template in ROUTES}
     named = {pattern.name for pattern in api_patterns() if getattr(pattern, "name", None)}
     for pattern in api_patterns():
         named |= {p.name for p in getattr(pattern, "url_patterns", []) if p.name}
