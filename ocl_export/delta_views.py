@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from repos.views.lookup import get_repository, get_version
 from rest_framework.exceptions import NotAuthenticated, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 from django.http import HttpResponse
-from repos.views.lookup import get_owner, get_repository
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -24,10 +23,10 @@ from read_cache.store import get_store
 from repos.lookups import get_owner, get_repository
 from repos.representation.encoding import dumps
 from repos.views.base import JSONWhateverAccept
+from serving.public_urls import absolute_url
 
 from .feed import feed, released_versions
 from .feed_atom import atom
-from .public_urls import absolute_url
 
 CONTENT_TYPES = {"json": "application/json", "atom": "application/atom+xml"}  # Atom: UTF-8 by its declaration
 
