@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from foundation.archive import ArchiveResult, archive_file_name, as_utc, content_type, spooled, write_archive
+from repos.checksum_store import version_checksums
 from repos.deltas import DeltaCounts, check_pair, count_delta, stream_delta
 from repos.models import RepositoryVersion
 from repos.representation.encoding import iso
@@ -89,6 +90,7 @@ def plan_delta(export: Export) -> DeltaPlan:
     if full is None:
         raise FullExportMissing(f"the {export.format} export of {newer.version} is not there; request it first")
     render_all_pending()  # rows written by a path that did not render them (as an export does)
+    version_checksums(newer)  # computed and stored now, outside the snapshot the delta is read in
     return DeltaPlan(
         older=older,
         newer=newer,

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from django.db import connection
 from django.db.models import QuerySet
 
+from repos.checksums import as_dict
 from repos.models import HEAD, Repository, RepositoryVersion
 from repos.representation.encoding import iso
 from repos.representation.items import CONCEPTS, MAPPINGS
@@ -114,6 +115,10 @@ def feed_entries(versions: list[RepositoryVersion], absolute: Absolute) -> list[
                 "updated_on": iso(version.updated_on),
                 "last_updated": iso(version.get_last_updated()),
                 **counts[version.pk],
+                # OCL's checksums where computed already (a listing, a delta, ?checksums=true)
+                "checksums": as_dict(version.checksum_standard, version.checksum_smart)
+                if version.checksum_standard is not None
+                else None,
                 "previous": previous.version if previous is not None else None,
                 "exports": exports,
                 "delta": delta,

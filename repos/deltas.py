@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
+from repos.checksum_store import version_checksums
 from repos.models import HEAD, RepositoryVersion
 from repos.representation.encoding import dumps, iso
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, rendered_text
@@ -182,6 +183,8 @@ def delta_header(
             "last_updated": iso(newer.get_last_updated()),
             "concepts": counts.held[CONCEPTS.key],
             "mappings": counts.held[MAPPINGS.key],
+            # OCL's checksums of B (its items' combined), which the result's must equal too
+            "checksums": version_checksums(newer),
             "export": export,
         },
         "changed": counts.changed,

@@ -18,6 +18,7 @@ import pytest
 
 from bench.generate_ciel import concept as generated_concept
 from foundation.archive import ArchiveResult, archive_file_name, spooled, write_archive
+from repos.checksum_store import version_checksums
 from repos.deltas import DeltaError, check_pair, count_delta, stream_delta
 from repos.importers import ImportFileError, import_file
 from repos.importers.delta import apply_delta
@@ -225,6 +226,7 @@ def test_the_delta_holds_the_changed_items_whole_and_the_removed_ones_by_id_and_
         "last_updated": iso(newer.get_last_updated()),
         "concepts": len(whole["concepts"]),
         "mappings": len(whole["mappings"]),
+        "checksums": version_checksums(newer),
         "export": {"sha256": "x"},
     }
     assert delta["delta"]["from"]["id"] == older.version

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ocl_export.models import Export, ExportState
+from repos.checksum_store import version_checksums
 from repos.importers import import_file
 from repos.importers.delta import apply_delta
 from repos.models import Repository, RepositoryVersion
@@ -74,6 +75,8 @@ def test_a_delta_waits_for_its_versions_export_then_is_made_and_downloaded_once(
     full = the_export(newer)
     assert delta["delta"]["to"]["export"]["sha256"] == full.sha256
     assert delta["delta"]["to"]["export"]["size"] == full.size
+    assert delta["delta"]["to"]["checksums"] == version_checksums(newer)
+    assert delta["delta"]["to"]["checksums"]["standard"]
     assert [item["id"] for item in delta["concepts"]] == ["1066", "1068"]
     assert delta["mappings"] == []
     assert delta["removed"] == [{"type": "Mapping", "id": "M2", "url": "/orgs/CIEL/sources/CIEL/mappings/M2/"}]

@@ -9,6 +9,7 @@ import pytest
 
 from ocl_export.feed_atom import ATOM, NCTS
 from ocl_export.models import Export
+from repos.checksum_store import version_checksums
 from tests.export_support import T0, ciel_source, the_export, work
 from tests.factories import add_concept, make_source, make_version
 
@@ -43,6 +44,8 @@ def test_the_feed_lists_released_versions_newest_first_with_their_archives_and_d
     newest, oldest = feed["entries"]
     assert (newest["concepts"], newest["mappings"], oldest["concepts"], oldest["mappings"]) == (4, 2, 3, 2)
     assert (newest["previous"], oldest["previous"], oldest["delta"]) == ("v1", None, None)
+    # Computed when the delta was made; v1's never were (the feed computes none)
+    assert (newest["checksums"], oldest["checksums"]) == (version_checksums(v2), None)
     export = the_export(v2)
     assert newest["exports"] == [
         {
