@@ -181,7 +181,14 @@ def mirrored(older: RepositoryVersion, newer: RepositoryVersion, tmp_path: Path,
     import_file(older_archive)
     summary = apply_delta(delta)
     assert (summary.repository, summary.version, summary.status) == (url, target, "created")
-    _, result = write_export(version_at(url, target), tmp_path, fmt)
+    applied = version_at(url, target)
+    _, result = write_export(applied, tmp_path, fmt)
+    # B is the newest version here: HEAD holds exactly its items, as after a whole import of it.
+    head = applied.repository.head()
+    for held in ("concepts", "mappings"):
+        assert set(getattr(head, held).values_list("id", flat=True)) == set(
+            getattr(applied, held).values_list("id", flat=True)
+        )
     return newer_export.sha256, result.sha256
 
 
