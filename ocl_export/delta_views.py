@@ -3,7 +3,7 @@
 It answers exactly as the export resource does, in either profile (``profiles``), because a
 delta is an export row with a base: GET/HEAD say where it stands (303/302 to the archive, 204
 or 208 while it is made), POST queues it (202) or points at it. A pair that no delta joins is a
-400 naming why. A delta carries the sha256 of the newer version's full export in the same
+404 naming why (there is no such delta); no ``?from=`` at all is a 400. A delta carries the sha256 of the newer version's full export in the same
 format, so a POST before that export is ready requests it and answers as for a delta being made
 (409 in v1, 208 with that export's job in v2): POST again once it is ready.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from rest_framework.exceptions import NotAuthenticated, ParseError
+from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,14 +37,14 @@ NOT_READY = (
 
 def older_version(request: Request, repository: Repository) -> RepositoryVersion:
     """``?from=``: a version id of this repository, or a version's URL (any other repository's is a 400)."""
-    raw = (request.query_params.get("from") or "").strip()
+    raw = request.query_params.get("from") or ""
     if not raw:
         raise ParseError("Name the version the delta starts from: ?from=<version id>.")
     if "/" in raw:
         path = urlsplit(raw).path.rstrip("/") + "/"
         name = path[len(repository.url) :].strip("/")
         if not path.startswith(repository.url) or not name or "/" in name:
-            raise ParseError(f"A delta joins two versions of {repository.url}; {raw!r} is not one of them.")
+            raise NotFound(f"A delta joins two versions of {repository.url}; {raw!r} is not one of them.")
         raw = name
     return get_version(repository, raw)
 
@@ -61,7 +61,8 @@ class DeltaView(APIView):
         try:
             check_pair(older, newer)
         except DeltaError as exc:
-            raise ParseError(str(exc)) from exc
+            # No such delta (the request itself is well formed): a 404 that says why.
+            raise NotFound(str(exc)) from exc
         return older, newer
 
     def get(self, request: Request, **kwargs: Any) -> Response:

@@ -276,11 +276,12 @@ FROM = OpenApiParameter(
     "from",
     location=OpenApiParameter.QUERY,
     required=True,
-    type=STRING,
+    type={"type": "string", "minLength": 1},
     description="The older version the delta starts from: its id, or its URL (of this repository)",
 )
 BAD_PAIR = error(
-    "No delta joins these versions: no ?from=, the same version, not an older one, HEAD, another repository"
+    "No such delta: a version not found, or a pair no delta joins (the same version, not an older one, HEAD, "
+    "another repository's version); the detail says which"
 )
 FEED_FORMAT = query("format", {"type": "string", "enum": ["json", "atom"]}, "json (default) or atom")
 IF_NONE_MATCH = OpenApiParameter(
@@ -359,11 +360,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("ExportView", "DELETE"): Operation(
         {**export_answers("DELETE"), 401: BAD_TOKEN, 403: FORBIDDEN, 405: METHOD_NOT_ALLOWED}, [FORMAT]
     ),
-    ("DeltaView", "GET"): Operation({**export_answers("GET"), 400: BAD_PAIR, 401: BAD_TOKEN}, [FROM, FORMAT]),
+    ("DeltaView", "GET"): Operation({**export_answers("GET"), 404: BAD_PAIR, 401: BAD_TOKEN}, [FROM, FORMAT]),
     ("DeltaView", "POST"): Operation(
         {
             **export_answers("POST"),
-            400: BAD_PAIR,
+            404: BAD_PAIR,
             401: BAD_TOKEN,
             409: error("Not now: this delta, or the full export of the version it leads to, is being made"),
         },
