@@ -41,6 +41,9 @@ def rename(source: Repository, name: str) -> None:
 
 
 def name_seen(client: APIClient, **headers: str) -> str:
+    # Each call is a new caller, sending only the headers given: the test client's cookie jar would
+    # otherwise carry the session middleware's deletion of an unknown sessionid into the next call.
+    client.cookies.clear()
     response = client.get(REPO, headers=headers)
     assert response.status_code == 200
     return response.json()["name"]
