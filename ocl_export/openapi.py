@@ -98,6 +98,12 @@ COMPONENTS: dict[str, Schema] = {
         id=STRING,
         url=STRING,
         checksums=ref("Checksums"),
+        checksums_pending={
+            "type": "integer",
+            "minimum": 0,
+            "description": "With ?checksums=true: how many of the version's items have no stored checksums yet "
+            "(their import's job has not run; the answer computes them meanwhile). 0 when all are stored.",
+        },
         concepts={"type": "array", "items": ref("Item")},
         mappings={"type": "array", "items": ref("Item")},
         removed={"type": "array", "items": ref("Removal"), "description": "HEAD with includeRemoved=true only"},

@@ -1,9 +1,10 @@
 """Reading OCL checksums out of the database: a version's listing, its own checksums, the backfill.
 
-Every item row carries its two checksums from the moment it is written (``render_parts``).
-Rows written before they existed (migration 0008) get theirs from ``manage.py backfill_checksums``;
-until then, anything read here computes a missing pair from the row's rendering on the fly, so an
-answer is never incomplete, only slower.
+Every item row carries its two checksums once ``render_parts`` has computed them, which an import
+leaves by default to a job after it commits (``repos.checksum_jobs``); rows written before they
+existed (migration 0008) get theirs from ``manage.py backfill_checksums``. Until then, anything
+read here computes a missing pair from the row's rendering on the fly, so an answer is never
+incomplete, only slower (:func:`pending` says how many are missing).
 
 The listing (``GET .../:version/checksums/``) is what a mirror compares with its upstream: each
 item's id, version id and checksums, streamed in keyset batches of the membership (a few short
@@ -182,22 +183,28 @@ def splice(text: str, standard: str, smart: str) -> str:
     return text[:-1] + ',"checksums":' + dumps(as_dict(standard, smart)).decode() + "}"
 
 
-def backfill(batch_size: int = 5000, on_batch: Callable[[str, int], None] | None = None) -> int:
+def backfill(
+    batch_size: int = 5000, on_batch: Callable[[str, int], None] | None = None, repository_id: int | None = None
+) -> int:
     """Compute and store the checksums of every rendered row that has none; returns how many.
+    With ``repository_id``, only the rows some version of that repository holds (HEAD included):
+    what an import of it left to ``repos.checksum_jobs``.
 
     In keyset batches, each its own transaction, so it can run beside the service and be stopped
-    and started again; memory stays one batch. Rows not rendered yet get both with their
+    and started again (a run that dies leaves whole batches stored, and the next one starts with
+    the rows still without); memory stays one batch. Rows not rendered yet get both with their
     rendering (``render_pending``), not here."""
     done = 0
     for kind in KINDS:
         last_id = 0
+        held = "" if repository_id is None else _HELD_BY_REPOSITORY.format(kind=kind)
         while True:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT i.id, {item_sql()} FROM {kind.table} i WHERE i.id > %s AND i.json_head IS NOT NULL "
                     # checksum_standard IS NULL: the partial index of the rows without checksums
-                    "AND i.checksum_standard IS NULL ORDER BY i.id LIMIT %s",
-                    [last_id, batch_size],
+                    f"AND i.checksum_standard IS NULL {held}ORDER BY i.id LIMIT %s",
+                    [last_id, *([] if repository_id is None else [repository_id]), batch_size],
                 )
                 rows = cursor.fetchall()
             if not rows:
@@ -209,6 +216,29 @@ def backfill(batch_size: int = 5000, on_batch: Callable[[str, int], None] | None
             if on_batch is not None:
                 on_batch(kind.key, len(updates))
     return done
+
+
+# A row some version of the repository holds: one probe of the membership's item-side index per row.
+_HELD_BY_REPOSITORY = (
+    "AND EXISTS (SELECT 1 FROM {kind.membership} m JOIN repos_repositoryversion v ON v.id = m.repositoryversion_id "
+    "WHERE m.{kind.member_column} = i.id AND v.repository_id = %s) "
+)
+
+
+def pending(version: RepositoryVersion) -> int:
+    """How many of the version's items have no stored checksums yet (their answers compute them
+    on the fly meanwhile): zero once the import's job (``repos.checksum_jobs``) has run. Read
+    through the partial index that holds only such rows, so it costs next to nothing at zero."""
+    count = 0
+    with connection.cursor() as cursor:
+        for kind in KINDS:
+            cursor.execute(
+                f"SELECT count(*) FROM {kind.table} i JOIN {kind.membership} m ON m.{kind.member_column} = i.id "
+                "WHERE i.checksum_standard IS NULL AND m.repositoryversion_id = %s",
+                [version.pk],
+            )
+            count += cursor.fetchone()[0]
+    return count
 
 
 def _store(kind: ItemKind, updates: list[tuple[str, str, int]]) -> None:

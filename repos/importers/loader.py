@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
-from repos import signals
+from repos import checksum_jobs, signals
 from repos.importers import merge
 from repos.importers.errors import ImportFileError
 from repos.importers.normalize import (
@@ -235,6 +235,8 @@ def _load(
     (concepts, new_concepts), (mappings, new_mappings) = (
         written.counts(kind) if written is not None else merge.counts(kind) for kind in (CONCEPTS, MAPPINGS)
     )
+    if new_concepts or new_mappings:
+        checksum_jobs.fill_after_commit(repository.pk)
     if partial:
         version_id, status = HEAD, CHANGED if new_concepts or new_mappings or removals else UNCHANGED
     else:
@@ -318,10 +320,12 @@ class ItemRenderer:
     def __init__(self, repository: Repository) -> None:
         self.sources = SourceInfoCache()
         self.sources[repository.pk] = source_info(repository)
+        # OCL checksums now, or (the default) by a job after the commit: checksum_jobs.fill_after_commit
+        self.checksums = checksum_jobs.inline()
 
-    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int, str, str]:
+    def __call__(self, key: str, source_id: int, row: tuple) -> tuple[str, str, int, str | None, str | None]:
         # a row is the kind's fields (the checksum last); its columns are (id, source_id, *fields but the checksum)
-        return render_parts(KINDS[key], (0, source_id, *row[:-1]), self.sources)
+        return render_parts(KINDS[key], (0, source_id, *row[:-1]), self.sources, self.checksums)
 
 
 def _stage_items(

@@ -22,16 +22,20 @@ from repos.representation.shapes import SourceInfo, SourceInfoCache
 _LATEST_MARK = orjson.Fragment(b"\x00")
 
 
-def render_parts(kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo]) -> tuple[str, str, int, str, str]:
+def render_parts(
+    kind: ItemKind, row: tuple, sources: Mapping[int, SourceInfo], checksums: bool = True
+) -> tuple[str, str, int, str | None, str | None]:
     """An item's stored rendering: its JSON text before and after the value of is_latest_version,
     their length in bytes, and OCL's standard and smart checksums of that JSON (which do not read
-    is_latest_version). ``row`` is in ``kind.columns`` order (the importer passes rows it is about
-    to write)."""
+    is_latest_version), or None and None with ``checksums=False`` (the importer's deferred road:
+    ``repos.checksum_jobs`` fills them in). ``row`` is in ``kind.columns`` order (the importer
+    passes rows it is about to write)."""
     item = kind.build(row, sources)
     item["is_latest_version"] = _LATEST_MARK
     rendered = orjson.dumps(item, option=DUMPS_OPTIONS)
     head, tail = rendered.split(b"\x00")
-    return head.decode(), tail.decode(), len(rendered) - 1, *item_checksums(kind.key, head + b"true" + tail)
+    sums = item_checksums(kind.key, head + b"true" + tail) if checksums else (None, None)
+    return head.decode(), tail.decode(), len(rendered) - 1, *sums
 
 
 def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[int], None] | None = None) -> int:

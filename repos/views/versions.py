@@ -13,7 +13,7 @@ from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated, Permis
 from rest_framework.request import Request
 
 from foundation.errors import Conflict
-from repos.checksum_store import version_checksums
+from repos.checksum_store import pending, version_checksums
 from repos.lookups import attach, get_repository, get_repository_version, get_version, with_head
 from repos.models import HEAD, LATEST, Repository, RepositoryVersion, snapshot_head
 from repos.params import CHECKSUMS_PARAMETER, ITEM_QUERY_PARAMETERS, parse_bool, parse_item_query
@@ -48,8 +48,10 @@ class NewVersion(serializers.Serializer):
 
 
 def with_version_checksums(data: dict[str, Any], version: RepositoryVersion) -> dict[str, Any]:
-    """A version's representation with its OCL ``checksums`` (asked for with ``?checksums=true``)."""
-    return {**data, "checksums": version_checksums(version)}
+    """A version's representation with its OCL ``checksums`` (asked for with ``?checksums=true``)
+    and ``checksums_pending``: how many of its items' checksums are not stored yet (the import's
+    job has not run; they are computed for the answer meanwhile, so it is right either way)."""
+    return {**data, "checksums": version_checksums(version), "checksums_pending": pending(version)}
 
 
 def require_admin(request: Request, repository: Repository) -> None:
