@@ -16,6 +16,11 @@ memberships) are copied out to a prepared binary file, the tables emptied, and t
 COPYed back into the same tables (same indexes, same triggers) in one transaction, in a second
 child process. That is what PostgreSQL alone costs for those rows, with no parsing, normalising,
 rendering or checksums; ``import / floor`` is the import's figure as a ratio, like the export's.
+
+Then, in a third child, the job that stores the OCL checksums the import deferred
+(``CHECKSUMS_AT_IMPORT=deferred``, the default; ``repos.checksum_jobs``), run in-process and timed:
+the import's figure leaves that work out, so the bench prints what it costs afterwards. With
+``CHECKSUMS_AT_IMPORT=inline`` the import computes them itself and the job finds 0 rows.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from bench.generate_ciel import generate  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-DATABASE = "ocl_bench_import"
+DATABASE = os.environ.get("BENCH_DATABASE", "ocl_bench_import")  # one per concurrent run
 
 # Runs in the child: import, then report the child's own figures as one JSON line.
 CHILD = """
@@ -82,6 +87,17 @@ with open(sys.argv[1], "rb") as prepared, transaction.atomic(), connection.curso
                 copy.write(block)
                 left -= len(block)
 print(json.dumps({"seconds": time.monotonic() - started}))
+"""
+# Runs in a third child, after the floor (which put back the rows as the import wrote them): the job
+# that stores the OCL checksums the import deferred (repos.checksum_jobs), in-process and timed.
+CHECKSUMS_JOB = """
+import json, time, django
+django.setup()
+from repos.checksum_jobs import fill_checksums
+from repos.models import Repository
+started = time.monotonic()
+rows = sum(fill_checksums(pk)["rows"] for pk in Repository.objects.values_list("pk", flat=True))
+print(json.dumps({"seconds": time.monotonic() - started, "rows": rows}))
 """
 # Parents before children, so the copy back meets the same foreign keys the import met.
 FLOOR_TABLES = ("repos_conceptversion", "repos_mappingversion", "repos_version_concepts", "repos_version_mappings")
@@ -135,6 +151,10 @@ def run_once(path: Path) -> dict:
     finally:
         prepared.unlink(missing_ok=True)
     result["floor_seconds"] = json.loads(floor.stdout.strip().splitlines()[-1])["seconds"]
+    job = subprocess.run(
+        [sys.executable, "-c", CHECKSUMS_JOB], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    result["checksums_job"] = json.loads(job.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -167,6 +187,12 @@ def main() -> None:
                 f"{rate:9,.0f} items/s  floor {result['floor_seconds']:5.1f} s  "
                 f"import/floor {result['seconds'] / result['floor_seconds']:5.2f}x  "
                 f"peak RSS {result['peak_rss_mb']:6.0f} MB  ({phases})",
+                flush=True,
+            )
+            job = result["checksums_job"]
+            print(
+                f"{'':>9}  checksums job afterwards: {job['rows']:,} rows in {job['seconds']:.1f} s "
+                f"({job['rows'] / job['seconds'] if job['seconds'] else 0:,.0f} rows/s; 0 rows: computed inline)",
                 flush=True,
             )
     finally:
