@@ -5,7 +5,8 @@
     .venv/bin/python bench/bench_import.py --runs 3         # the large size three times: its range
 
 For each size it generates (or reuses) a synthetic CIEL-like .tgz under bench/out/, recreates the
-PostgreSQL database ``ocl_bench_import`` (BENCH_DATABASE_URL names the server), migrates it, and
+PostgreSQL database ``ocl_bench_import`` (BENCH_DATABASE_URL names the server, BENCH_DATABASE
+the database, for runs side by side), migrates it, and
 imports the file in a child process that reports its own peak RSS. Then it prints the ratio of the
 two sizes: the target is >= 20,000 items/s and a peak RSS that does not grow with the file. With
 ``--runs N`` the large size is imported N times and the target is judged on the slowest run, since
@@ -192,7 +193,7 @@ def main() -> None:
             job = result["checksums_job"]
             print(
                 f"{'':>9}  checksums job afterwards: {job['rows']:,} rows in {job['seconds']:.1f} s "
-                f"({job['rows'] / job['seconds'] if job['seconds'] else 0:,.0f} rows/s; 0 rows: computed inline)",
+                f"({job['rows'] / job['seconds'] if job['seconds'] else 0:,.0f} rows/s; 0 rows when CHECKSUMS_AT_IMPORT=inline)",
                 flush=True,
             )
     finally:
