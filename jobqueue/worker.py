@@ -22,6 +22,8 @@ still heartbeating, holding a database backend. Here:
   (pending, for RQ's retry) or failed right then, instead of after the heartbeat goes stale;
 - a Redis outage while a job runs does not end the worker (the horse goes on; the job's Redis
   heartbeat resumes when Redis does);
+- a job whose worker died is handed back to RQ (retried, or failed once its retries are spent) as
+  soon as any worker, restarted or not, looks between jobs (``jobqueue.abandoned``);
 - the scheduler (delayed retries need it) is looked after every MAINTENANCE_INTERVAL seconds
   instead of RQ's ten minutes: restarted when an outage ended it, and taken over at once from a
   dead worker on this machine instead of after its lock expires.
@@ -33,7 +35,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import sys
 from typing import Any
 
@@ -46,6 +47,8 @@ from rq.scripts import release_lock
 from rq.utils import now, utcparse
 
 from observability import logs, metrics
+
+from .abandoned import ran_here_and_is_gone, rescue_jobs_of_dead_workers
 
 logger = logging.getLogger(__name__)
 
@@ -106,27 +109,10 @@ def scheduler_is_dead(info: dict[str, str]) -> bool:
     """From a scheduler's hash in Redis (empty: it has not registered yet, so it may be starting)."""
     if not info:
         return False
-    pid = int(info.get("pid") or 0)
-    if info.get("hostname") == socket.gethostname() and pid > 0 and not process_exists(pid):
+    if ran_here_and_is_gone(info.get("hostname"), int(info.get("pid") or 0)):
         return True
     beat = info.get("last_heartbeat")
     return bool(beat) and (now() - utcparse(beat)).total_seconds() > SCHEDULER_SILENCE
-
-
-def process_exists(pid: int) -> bool:
-    """A running process (a zombie is not: a killed scheduler whose parent died with it may wait
-    long for an init that reaps slowly, still answering signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class ServiceWorker(Worker):
@@ -156,8 +142,18 @@ class ServiceWorker(Worker):
         super()._start_scheduler(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
+        """Also at start: a worker restarted after a crash hands its predecessor's job back at once."""
         self.release_dead_scheduler_locks()
+        self.rescue_jobs_of_dead_workers()
         super().run_maintenance_tasks()
+
+    def rescue_jobs_of_dead_workers(self) -> None:
+        try:
+            for queue in self.queues:
+                rescue_jobs_of_dead_workers(queue)
+        finally:
+            # The failure callbacks may have used the database; the next horse forks from here.
+            connection.close()
 
     def release_dead_scheduler_locks(self) -> None:
         """A killed worker's scheduler lock outlives it by a minute (its TTL), during which no

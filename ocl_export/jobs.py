@@ -23,6 +23,8 @@ from django.db import DatabaseError, IntegrityError, OperationalError, close_old
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rq import get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
 
 from foundation.archive import archive_file_name
 from foundation.errors import Conflict, ServiceUnavailable
@@ -297,9 +299,20 @@ def discard_unclaimed_object(export_id: int, key: str) -> None:
         logger.exception("export %s: could not delete abandoned object %s", export_id, key)
 
 
-def record_horse_death(export_id: int, job_id: str, what: str, retrying: bool) -> None:
-    """The work horse running ``job_id`` died without a word (a signal, the OOM killer): RQ's
-    worker saw it and calls this at once. The row goes back to pending for RQ's retry, or fails."""
+def attempt_of(job: Job) -> int:
+    """Which run of its job this is (1 for the first): RQ counts down ``retries_left`` from one
+    retry per EXPORT_RETRY_DELAYS entry, and the job keeps those delays."""
+    return 1 + len(job.retry_intervals or []) - (job.retries_left or 0)
+
+
+def attempts_said(attempts: int) -> str:
+    return f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+
+
+def record_horse_death(export_id: int, job_id: str, what: str, retrying: bool, attempt: int = 1) -> None:
+    """The work horse running ``job_id`` died without a word (a signal, the OOM killer, its worker
+    killed): RQ's worker, or whoever found the dead worker, calls this at once. The row goes back
+    to pending for RQ's retry, or fails saying how many attempts were made."""
     export = Export.objects.filter(pk=export_id, job_id=job_id, state__in=ACTIVE_STATES).first()
     if export is None:
         return  # the attempt had ended, or was superseded
@@ -307,8 +320,26 @@ def record_horse_death(export_id: int, job_id: str, what: str, retrying: bool) -
         if export.state == ExportState.PROCESSING:
             export.transition(ExportState.PENDING, expect_job_id=job_id, error=f"{what}; will retry", heartbeat_on=None)
     else:
-        export.transition(ExportState.FAILED, expect_job_id=job_id, error=what, finished_on=timezone.now())
+        error = f"{what}; gave up {attempts_said(attempt)}."
+        export.transition(ExportState.FAILED, expect_job_id=job_id, error=error, finished_on=timezone.now())
+        metrics.export_failed(export.format, "worker_lost")
     logger.warning("export %s: %s (%s)", export_id, what, "retrying" if retrying else "final")
+
+
+def on_job_failure(job: Job, redis: Any, exc_type: type, exc_value: BaseException, tb: Any) -> None:
+    """RQ's failure callback of an export job. A failure raised in the job was recorded by the job
+    itself (``record_failure``); what is news here is a job RQ found abandoned, whose worker died
+    with its horse (``jobqueue.abandoned`` finds it at once): its row is handed back for RQ's retry,
+    or failed once its retries are spent."""
+    if not issubclass(exc_type, AbandonedJobError) or not job.args:
+        return
+    record_horse_death(
+        int(job.args[0]),
+        job.id,
+        "The worker running the export died",
+        retrying=job.should_retry,
+        attempt=attempt_of(job),
+    )
 
 
 def record_failure(export: Export, job_id: str, exc: BaseException) -> None:

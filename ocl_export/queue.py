@@ -11,7 +11,7 @@ import logging
 
 from django.conf import settings
 from redis.exceptions import RedisError
-from rq import Retry
+from rq import Callback, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 # Referenced by name so this module does not import the jobs (imports flow jobs -> queue).
 JOB_FUNCTION = "ocl_export.jobs.run_export"
+FAILURE_CALLBACK = "ocl_export.jobs.on_job_failure"
 RETRY_AFTER_SECONDS = 30
 
 
@@ -53,6 +54,8 @@ def _enqueue(export_id: int, job_id: str) -> None:
     # Temporary failures (storage, network, a killed work horse) are retried after these many
     # seconds. Retries with a delay go through RQ's scheduler: run workers with --with-scheduler.
     intervals = list(settings.EXPORT_RETRY_DELAYS)
+    # A job whose worker died is retried by the same Retry (jobqueue.abandoned finds it at once);
+    # the failure callback tells its row.
     work_queue().enqueue(
         JOB_FUNCTION,
         export_id,
@@ -62,7 +65,8 @@ def _enqueue(export_id: int, job_id: str) -> None:
         job_timeout=settings.EXPORT_JOB_TIMEOUT,
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
-        retry=Retry(max=len(intervals), interval=intervals),
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        on_failure=Callback(FAILURE_CALLBACK),
     )
     # Said every time: a manage.py command run outside `make run` queues into whatever REDIS_URL
     # says (by default db 0 on 127.0.0.1:6379), and nobody should have to guess which.

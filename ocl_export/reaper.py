@@ -1,5 +1,8 @@
 """Finding exports whose worker died or is stuck, so nothing stays pending or processing forever.
 
+Each sweep first hands the jobs of dead workers back to RQ (``jobqueue.abandoned``), which retries
+them: an export whose worker was killed completes without any client asking again.
+
 A killed worker cannot record its own death. Signs give it away: a processing row whose heartbeat
 stopped (the database alone tells), a processing row whose heartbeat beats but whose progress has
 not moved for EXPORT_PROGRESS_STALE (a wedged job: it is failed and its RQ job stopped), and a row
@@ -18,6 +21,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from jobqueue.abandoned import rescue_jobs_of_dead_workers
+from jobqueue.queue import work_queue
 from observability import metrics
 
 from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
@@ -46,6 +51,8 @@ def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = N
     by default the job timeout plus an hour, so that no live upload is ever touched.
     """
     now = now or timezone.now()
+    # First the jobs of workers that died: RQ retries them, and their rows go back to pending.
+    rescue_jobs_of_dead_workers(work_queue())
     failed = 0
     for export in Export.objects.filter(state__in=ACTIVE_STATES).order_by("pk"):
         if where_export_stands(known(export), now=now).export.state == ExportState.FAILED:

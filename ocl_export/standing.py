@@ -5,7 +5,8 @@ record its own death, Redis may lose a queued job (restarted empty), an archive 
 bucket behind the service's back (deleted, a bucket restored from an older copy). So the answer
 may have to change the row first, and these reads that write are the *self-healing* of a look:
 
-- a pending or processing row whose job is dead is failed (and a stuck job is stopped);
+- a processing row of a worker that died goes to RQ, which retries its job (``jobqueue.abandoned``);
+- a pending or processing row whose job is dead otherwise is failed (and a stuck job is stopped);
 - a pending row whose job Redis lost is queued again, under the same job id;
 - a completed row whose archive is gone from storage is failed, so a POST builds it again.
 
@@ -31,7 +32,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from foundation.errors import ServiceUnavailable
-from jobqueue.queue import MISSING, is_dead, job_status, stop_job
+from jobqueue.abandoned import rescue_jobs_of_dead_workers
+from jobqueue.queue import MISSING, is_dead, job_status, stop_job, work_queue
 from observability import metrics
 from read_cache.store import get_store
 from repos.models import RepositoryVersion
@@ -59,6 +61,7 @@ class Healing(Enum):
     NOTHING = "nothing"
     FAILED_DEAD_JOB = "failed the row: its job is dead"
     REQUEUED_LOST_JOB = "queued its job again: Redis had lost it"
+    HANDED_BACK_TO_RQ = "handed its job back to RQ: its worker had died"
     FAILED_MISSING_ARCHIVE = "failed the row: its archive is missing from storage"
 
 
@@ -193,6 +196,8 @@ def heal_job(export: Export, now: datetime | None = None) -> Healing:
     reason = death_reason(export, now, status)
     if reason is None:
         return Healing.NOTHING
+    if export.state == ExportState.PROCESSING and hand_back_if_worker_died(export):
+        return Healing.HANDED_BACK_TO_RQ
     was_processing = export.state == ExportState.PROCESSING
     if export.transition(ExportState.FAILED, expect_job_id=export.job_id, error=reason, finished_on=now):
         logger.warning("export %s declared failed: %s", export.pk, reason)
@@ -202,6 +207,16 @@ def heal_job(export: Export, now: datetime | None = None) -> Healing:
         return Healing.FAILED_DEAD_JOB
     export.refresh_from_db()  # it moved meanwhile (it finished, or someone else reaped it)
     return Healing.NOTHING
+
+
+def hand_back_if_worker_died(export: Export) -> bool:
+    """A processing row that looks dead may be the job of a worker that died: RQ then retries it
+    (or fails it, its retries spent) and the job's failure callback moves the row. True when the
+    row moved so (``export`` then holds it as it now stands)."""
+    rescue_jobs_of_dead_workers(work_queue())
+    state, job_id = export.state, export.job_id
+    export.refresh_from_db()
+    return (export.state, export.job_id) != (state, job_id)
 
 
 def requeue_lost_job(export: Export) -> Healing:

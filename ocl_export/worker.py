@@ -14,7 +14,7 @@ from rq.job import Job
 
 from jobqueue.worker import ServiceWorker
 
-from .jobs import record_horse_death
+from .jobs import attempt_of, record_horse_death
 from .queue import JOB_FUNCTION
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ class ExportWorker(ServiceWorker):
         if job.func_name != JOB_FUNCTION or not job.args:
             return
         try:
-            record_horse_death(int(job.args[0]), job.id, f"The work horse died ({how})", retrying=job.should_retry)
+            record_horse_death(
+                int(job.args[0]), job.id, f"The work horse died ({how})", job.should_retry, attempt_of(job)
+            )
         except DatabaseError:
             logger.warning("export job %s: could not record the death of its work horse", job.id, exc_info=True)

@@ -1,5 +1,7 @@
 """Workers killed mid-export: the horse, the worker that forked it, or both. Nothing may keep
-running behind a dead worker, and recovery uses what RQ knows at once, not a stale heartbeat."""
+running behind a dead worker, recovery uses what RQ knows at once, not a stale heartbeat, and the
+export completes without any client asking again: within a minute of the fault, at most
+1 + len(EXPORT_RETRY_DELAYS) attempts, then a failure that says so."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 
-from tests.faults.harness import HEARTBEAT_STALE, Harness, gone
+from tests.faults.harness import ENV, HEARTBEAT_STALE, SETTLE, Harness, gone
 from tests.live.stack import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.live]
@@ -37,8 +40,12 @@ def test_a_killed_worker_takes_its_horse_along(faults: Harness) -> None:
     os.kill(worker.pid, signal.SIGKILL)  # the rq worker alone; deploy/worker.sh starts it again
     fault_at = time.monotonic()
     assert wait_until(lambda: gone(horse), 5, what="the horse to die with its worker")
+    # Handed back to RQ as soon as the dead worker is seen, not failed once its heartbeat is stale.
+    row = faults.wait_row(lambda r: r["state"] != "processing", "the row to leave processing")
+    assert (row["state"], row["error"]) == ("pending", "The worker running the export died; will retry")
     outcome = faults.recovered("worker (horse's parent) SIGKILLed", fault_at)
-    assert outcome.state == "completed" or "heartbeat" in outcome.error
+    assert outcome.state == "completed", outcome.error
+    assert faults.row()["attempts"] == 1  # retried by RQ, no client POSTed again
 
 
 def test_a_killed_worker_group_leaves_nothing_and_its_successor_schedules_at_once(faults: Harness) -> None:
@@ -57,4 +64,28 @@ def test_a_killed_worker_group_leaves_nothing_and_its_successor_schedules_at_onc
     except TimeoutError as exc:
         raise AssertionError(faults.stack.log("worker")[-4000:]) from exc
     outcome = faults.recovered("worker and horse SIGKILLed (process groups)", fault_at)
-    assert outcome.state == "completed" or "heartbeat" in outcome.error
+    assert outcome.state == "completed", outcome.error
+    assert faults.row()["attempts"] == 1
+
+
+def test_an_export_whose_every_worker_dies_fails_saying_so(faults: Harness) -> None:
+    """EXPORT_RETRY_DELAYS is 1,1,1 here: four attempts, each one's worker killed mid-export."""
+    assert faults.post().status_code == 202
+    attempts = len(ENV["EXPORT_RETRY_DELAYS"].split(",")) + 1
+    killed: set[int] = set()
+    for _ in range(attempts):
+        faults.processing()
+        horse = psutil.Process(
+            wait_until(lambda: [pid for pid in faults.stack.horse_pids() if pid not in killed], 30, what="a new horse")[
+                0
+            ]
+        )
+        killed.add(horse.pid)
+        os.kill(horse.parent().pid, signal.SIGKILL)
+        fault_at = time.monotonic()
+        assert wait_until(lambda horse=horse: gone(horse), 5, what="the horse to die with its worker")
+    row = faults.settled()
+    assert row["state"] == "failed"
+    assert row["error"] == f"The worker running the export died; gave up after {attempts} attempts."
+    assert time.monotonic() - fault_at < SETTLE
+    faults.recovered("every attempt's worker SIGKILLed", fault_at)
