@@ -1,5 +1,5 @@
 """The seam to RQ that several apps share: the Redis connection, the work queue, and asking Redis
-how a job is doing (or telling a worker to stop one). What a job does lives with its app; the
+how a job is doing (or telling a worker to stop one, or cancelling one). What a job does lives with its app; the
 export feature queues its jobs in ``ocl_export.queue``, the mirror its runs in ``mirror.jobs``.
 
 Requests must not hang on a dead Redis: connections use short socket timeouts and no client-side
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from urllib.parse import urlsplit
 
 import django_rq
@@ -96,3 +97,35 @@ def stop_job(job_id: str) -> None:
         logger.warning("could not stop job %s: %s", job_id, exc)
         return
     logger.warning("asked the worker of job %s to stop it", job_id)
+
+
+# How long a cancel waits for the worker to kill a running job's horse (it takes milliseconds).
+STOP_WAIT_SECONDS = 5.0
+
+
+def cancel_job(job_id: str, wait: float = STOP_WAIT_SECONDS) -> bool:
+    """Make sure ``job_id`` never runs (again): a queued, scheduled or deferred job is cancelled
+    (RQ's cancel: out of the queue and its registries), a running one is stopped (RQ's stop-job
+    command: its worker kills the horse and goes on to the next job). True once the job is known
+    not to run any more; False when a running job had not stopped within ``wait`` seconds, or
+    Redis did not answer."""
+    try:
+        job = Job.fetch(job_id, connection=connection())
+        status = job.get_status(refresh=False)
+        if status == JobStatus.STARTED:
+            send_stop_job_command(connection(), job_id)
+            logger.warning("asked the worker of job %s to stop it", job_id)
+            deadline = time.monotonic() + wait
+            while job.get_status(refresh=True) == JobStatus.STARTED:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+            return True
+        if status not in DEAD_JOB_STATES:
+            job.cancel()
+        return True
+    except (NoSuchJobError, InvalidJobOperation):
+        return True  # gone, or ended meanwhile
+    except RedisError as exc:
+        logger.warning("could not cancel job %s: %s", job_id, exc)
+        return False

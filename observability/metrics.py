@@ -167,6 +167,10 @@ def export_failed(fmt: str, reason: str, retrying: bool = False) -> None:
     EXPORT_FAILURES.labels(reason, "true" if retrying else "false").inc()
 
 
+def export_cancelled(fmt: str) -> None:
+    EXPORTS_FINISHED.labels(fmt, "cancelled").inc()
+
+
 def client_dropped(reason: str) -> None:
     """``stopped_reading`` (took none of an answer), ``stopped_sending`` (sent none of a request),
     ``slow_head`` (a request's head took longer than the deadline in all)."""

@@ -34,7 +34,7 @@ from repos.models import RepositoryVersion
 from repos.representation.items import CONCEPTS, EVERYTHING, MAPPINGS, count_items
 
 from .delta_archive import plan_delta
-from .models import ACTIVE_STATES, Export, ExportState
+from .models import ACTIVE_STATES, Export, ExportState, key_in_use
 from .produce import produce_archive
 from .queue import enqueue_export_job
 from .storage import StorageError, export_key, get_storage
@@ -291,7 +291,7 @@ def discard_unclaimed_object(export_id: int, key: str) -> None:
     published must not outlive it, unless a newer attempt (of this row, or of a row created after a
     delete) works on the same key: same version, same lastUpdated, so the same bytes, and once
     completed that row must keep its object."""
-    if Export.objects.filter(key=key).exclude(state=ExportState.FAILED).exists():
+    if key_in_use(key):
         return
     try:
         get_storage().delete(key)
@@ -315,7 +315,7 @@ def record_horse_death(export_id: int, job_id: str, what: str, retrying: bool, a
     to pending for RQ's retry, or fails saying how many attempts were made."""
     export = Export.objects.filter(pk=export_id, job_id=job_id, state__in=ACTIVE_STATES).first()
     if export is None:
-        return  # the attempt had ended, or was superseded
+        return  # the attempt had ended, or was superseded (or cancelled)
     if retrying:
         if export.state == ExportState.PROCESSING:
             export.transition(ExportState.PENDING, expect_job_id=job_id, error=f"{what}; will retry", heartbeat_on=None)

@@ -24,6 +24,7 @@ class ExportState(models.TextChoices):
     PROCESSING = "processing", "Processing"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class ExportFormat(models.TextChoices):
@@ -33,15 +34,21 @@ class ExportFormat(models.TextChoices):
 
 # The only moves an export may make. A completed export changes no more (it is deleted), unless
 # its archive vanished from storage behind the service's back: then it fails, and a POST rebuilds it.
-# processing -> pending is a temporary failure handed back to RQ for a retry.
+# processing -> pending is a temporary failure (or a dead worker) handed back to RQ for a retry.
+# A repository admin cancels an export under way; like a failed one, it may be requested again.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    ExportState.PENDING: frozenset({ExportState.PROCESSING, ExportState.FAILED}),
-    ExportState.PROCESSING: frozenset({ExportState.COMPLETED, ExportState.FAILED, ExportState.PENDING}),
+    ExportState.PENDING: frozenset({ExportState.PROCESSING, ExportState.FAILED, ExportState.CANCELLED}),
+    ExportState.PROCESSING: frozenset(
+        {ExportState.COMPLETED, ExportState.FAILED, ExportState.PENDING, ExportState.CANCELLED}
+    ),
     ExportState.COMPLETED: frozenset({ExportState.FAILED}),
     ExportState.FAILED: frozenset({ExportState.PENDING}),
+    ExportState.CANCELLED: frozenset({ExportState.PENDING}),
 }
 
 ACTIVE_STATES = (ExportState.PENDING, ExportState.PROCESSING)
+# Ended without an archive: as good as no export (GET answers as for none, POST builds it again).
+UNFINISHED_STATES = (ExportState.FAILED, ExportState.CANCELLED)
 
 
 class IllegalTransition(Exception):
@@ -154,7 +161,7 @@ class Export(models.Model):
         return True
 
     def requeue(self, user: Any, now: datetime | None = None) -> bool:
-        """failed -> pending with a fresh job id; the outcome of the failed attempt is cleared."""
+        """failed or cancelled -> pending with a fresh job id; the outcome of the last attempt is cleared."""
         now = now or timezone.now()
         attempt = self.attempts + 1
         return self.transition(
@@ -162,6 +169,12 @@ class Export(models.Model):
             expect_job_id=self.job_id,
             **fresh_attempt_fields(self.pk, attempt, user, now),
         )
+
+
+def key_in_use(key: str) -> bool:
+    """Some export that is under way or completed writes or holds the archive at ``key`` (exports
+    of one version and lastUpdated share a key: same name, same bytes), so its object must stay."""
+    return Export.objects.filter(key=key).exclude(state__in=UNFINISHED_STATES).exists()
 
 
 def fresh_attempt_fields(pk: int, attempt: int, user: Any, now: datetime) -> dict[str, Any]:

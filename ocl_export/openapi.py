@@ -42,11 +42,11 @@ COMPONENTS: dict[str, Schema] = {
     },
     "ExportJob": {
         "type": "object",
-        "description": "An export job as clients follow it (the 202 of a POST, /exports/jobs/:id/).",
+        "description": "An export job as clients follow it (the 202 of a POST or of a cancelling DELETE, /exports/jobs/:id/).",
         "required": ["id", "state", "format", "url"],
         "properties": {
             "id": {"type": "integer"},
-            "state": {"type": "string", "enum": ["pending", "processing", "completed", "failed"]},
+            "state": {"type": "string", "enum": ["pending", "processing", "completed", "failed", "cancelled"]},
             "format": {"type": "string", "enum": ["tgz", "zip"]},
             "percent": {"type": "number", "nullable": True},
             "items_done": NULLABLE_INTEGER,
@@ -170,7 +170,8 @@ LOCATION_HEADERS = {
 }
 STATE_HEADERS = {
     "X-Export-State": header(
-        "Where the export stands", {"type": "string", "enum": ["none", "pending", "processing", "failed"]}
+        "Where the export stands",
+        {"type": "string", "enum": ["none", "pending", "processing", "failed", "cancelled"]},
     ),
     "Retry-After": RETRY_AFTER,
     "Link": STATUS_LINK,
@@ -380,6 +381,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("OwnerFeedView", "GET"): Operation(FEED_ANSWERS, [FEED_FORMAT, IF_NONE_MATCH]),
     ("ExportStatusView", "GET"): Operation(
         {200: Answer("The export job", ref("ExportJob"), {"Cache-Control": NO_STORE}), **READ}, [WAIT]
+    ),
+    ("ExportStatusView", "DELETE"): Operation(
+        {
+            202: Answer("The export job, now cancelled", ref("ExportJob"), JOB_HEADERS),
+            401: BAD_TOKEN,
+            403: FORBIDDEN,
+            409: error("The job has already ended (completed, failed or cancelled): nothing to cancel"),
+        }
     ),
     ("DownloadView", "GET"): Operation(
         {

@@ -5,7 +5,7 @@ resource with other status codes than the v1 contract in ``export-api.md``: ocld
 ``ocl`` CLI fail on the v1 answers, while the OpenMRS module reads both. A deployment picks one
 profile with ``OCL_COMPAT`` (``v1`` by default). Everything that differs between the two sits in
 the table below, so the export views keep one code path: they work out the situation of the
-export (none, being produced, ready, just queued, just deleted) and ask the profile what to
+export (none, being produced, ready, just queued, just deleted or cancelled) and ask the profile what to
 answer for it.
 """
 
@@ -29,6 +29,7 @@ class Situation(StrEnum):
     READY = "ready"  # completed
     QUEUED = "queued"  # this POST has just queued it
     DELETED = "deleted"  # this DELETE has just removed it
+    CANCELLED = "cancelled"  # this DELETE has just cancelled it (it was pending or processing)
 
 
 class Reply(StrEnum):
@@ -61,7 +62,7 @@ V1_ANSWERS: Table = {
     ("POST", Situation.READY): Answer(303, Reply.LOCATION),
     ("DELETE", Situation.DELETED): Answer(200, Reply.DELETED),
     ("DELETE", Situation.NONE): Answer(204, Reply.EMPTY),
-    ("DELETE", Situation.BUSY): Answer(409, Reply.ERROR),
+    ("DELETE", Situation.CANCELLED): Answer(202, Reply.JOB),
 }
 
 # oclapi2's answers. Its 302 goes to the storage URL, which answers 200 itself: the CLI follows
@@ -75,7 +76,8 @@ V2_ANSWERS: Table = {
     ("POST", Situation.READY): Answer(303, Reply.ARCHIVE),
     ("DELETE", Situation.DELETED): Answer(204, Reply.EMPTY),
     ("DELETE", Situation.NONE): Answer(404, Reply.ERROR),
-    ("DELETE", Situation.BUSY): Answer(409, Reply.ERROR),
+    # FHIR Bulk Data's answer to a DELETE of a job under way, oclapi2 having none of its own.
+    ("DELETE", Situation.CANCELLED): Answer(202, Reply.JOB),
 }
 
 

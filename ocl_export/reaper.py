@@ -25,7 +25,7 @@ from jobqueue.abandoned import rescue_jobs_of_dead_workers
 from jobqueue.queue import work_queue
 from observability import metrics
 
-from .models import ACTIVE_STATES, Export, ExportState, RedeemedLocation
+from .models import ACTIVE_STATES, UNFINISHED_STATES, Export, ExportState, RedeemedLocation
 from .standing import known, where_export_stands
 from .storage import ExportStorage, StorageError, get_storage
 
@@ -72,17 +72,18 @@ def reap_exports(upload_age_seconds: int | None = None, now: datetime | None = N
 
 
 def abort_uploads_of_failed(storage: ExportStorage) -> int:
-    """A failed row still naming a key is an attempt that died mid-way: its upload (there can be no
-    object, since only completed rows have one) is aborted now rather than after the age limit."""
+    """A failed or cancelled row still naming a key is an attempt that died (or was stopped)
+    mid-way: its upload (there can be no object, since only completed rows have one) is aborted now
+    rather than after the age limit."""
     aborted = 0
-    for export in Export.objects.filter(state=ExportState.FAILED).exclude(key=""):
+    for export in Export.objects.filter(state__in=UNFINISHED_STATES).exclude(key=""):
         try:
             aborted += storage.abort_stale_uploads(export.key, 0)
         except StorageError:
             logger.warning("could not abort uploads of export %s", export.pk, exc_info=True)
             continue
         # Not a state change: only forgets a key that no longer leads anywhere.
-        Export.objects.filter(pk=export.pk, state=ExportState.FAILED, key=export.key).update(key="")
+        Export.objects.filter(pk=export.pk, state=export.state, key=export.key).update(key="")
     return aborted
 
 

@@ -13,7 +13,7 @@ from rest_framework.exceptions import APIException
 from repos.models import RepositoryVersion
 
 from .jobs import queue_export
-from .models import Export, ExportState
+from .models import Export, key_in_use
 from .storage import StorageError, get_storage
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def delete_archive(sender: type[Export], instance: Export, **kwargs: Any) -> Non
 
 
 def delete_stored_object(export_id: int, key: str) -> None:
-    if Export.objects.filter(key=key).exclude(state=ExportState.FAILED).exists():
+    if key_in_use(key):
         return  # a newer row of the same version works on the same archive (same name, same bytes)
     try:
         get_storage().delete(key)

@@ -39,7 +39,7 @@ from read_cache.store import get_store
 from repos.models import RepositoryVersion
 
 from .jobs import is_out_of_date
-from .models import ACTIVE_STATES, Export, ExportState
+from .models import ACTIVE_STATES, UNFINISHED_STATES, Export, ExportState
 from .profiles import Reply, Situation, current_profile
 from .queue import enqueue_export_job
 from .storage import ExportStorage, StorageError, get_storage
@@ -86,10 +86,10 @@ class Standing:
 
     @cached_property
     def situation(self) -> Situation:
-        """How the export resource sees it: none (or failed, or an out-of-date one of HEAD),
+        """How the export resource sees it: none (or failed, cancelled, an out-of-date one of HEAD),
         busy, or ready."""
         export = self.export
-        if export is None or export.state == ExportState.FAILED or is_out_of_date(export):
+        if export is None or export.state in UNFINISHED_STATES or is_out_of_date(export):
             return Situation.NONE
         if export.is_active:
             return Situation.BUSY

@@ -30,6 +30,7 @@ from repos.representation.encoding import iso
 from repos.views.base import JSONWhateverAccept
 from serving.public_urls import absolute_url
 
+from .cancel import cancel_export
 from .deletion import delete_export
 from .export_lookup import completed_export, export_with_repository
 from .jobs import queue_export
@@ -210,13 +211,14 @@ class ExportView(APIView):
         if request.query_params.get("format"):
             exports = exports.filter(format=requested_format(request))
         found = [(export, where_export_stands(known(export))) for export in exports]
-        busy = [export for export, _ in found if export.is_active]
-        if busy:
-            detail = "An export of this version is being produced; delete it once it has finished."
-            return answer(request, Situation.BUSY, busy[0], detail)
+        # Exports under way are cancelled (their rows stay, state cancelled); the others go.
+        cancelled = [export for export, _ in found if cancel_export(export, request.user)]
         deleted = [export.format for export, standing in found if standing.situation is Situation.READY]
         for export, _ in found:
-            delete_export(export)
+            if export not in cancelled:
+                delete_export(export)  # the stored archive goes after the commit
+        if cancelled:
+            return answer(request, Situation.CANCELLED, cancelled[0])
         if not deleted:
             return answer(request, Situation.NONE, None)
         return answer(request, Situation.DELETED, None, formats=tuple(deleted))
@@ -224,7 +226,7 @@ class ExportView(APIView):
 
 class ExportStatusView(APIView):
     """``/exports/jobs/<id>/``: one export job. ``?wait=N`` holds the answer up to N seconds (at most
-    MAX_WAIT_SECONDS) until the state changes."""
+    MAX_WAIT_SECONDS) until the state changes. DELETE cancels the job (a repository admin's)."""
 
     content_negotiation_class = JSONWhateverAccept
 
@@ -245,6 +247,20 @@ class ExportStatusView(APIView):
         response = Response(describe(request, export), headers={"Cache-Control": NO_STORE})
         # A finished job's description is its row's alone; a live one's also depends on the queue.
         return response if export.is_active else keep(response, reads=frozenset({"wait"}))
+
+    def delete(self, request: Request, pk: int) -> Response:
+        """202 and the job, now cancelled; 409 when it had already finished (in both profiles)."""
+        export = export_with_repository(pk)
+        if export is None or not export.version.repository.can_view(request.user):
+            raise NotFound("Export job not found.")
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        if not export.version.repository.is_admin(request.user):
+            raise PermissionDenied("Only administrators of this repository may cancel its exports.")
+        where_export_stands(known(export))
+        if not cancel_export(export, request.user):
+            raise Conflict(f"This export job has already ended ({export.state}); nothing to cancel.")
+        return answer(request, Situation.CANCELLED, export)
 
     @staticmethod
     def wait_seconds(request: Request) -> float:

@@ -65,12 +65,12 @@ def test_an_issued_location_dies_with_its_export(exported, alice_client, anon_cl
     assert anon_client.get(location).status_code == 404
 
 
-def test_an_export_under_way_is_not_deleted(org, alice_client, redis_conn) -> None:
+def test_an_export_under_way_is_cancelled_not_deleted(org, alice_client, redis_conn) -> None:
     version = ciel_v1(org)
     alice_client.post(EXPORT_URL)
     the_export(version).transition(ExportState.PROCESSING, started_on=timezone.now(), heartbeat_on=timezone.now())
-    assert alice_client.delete(EXPORT_URL).status_code == 409
-    assert the_export(version).state == ExportState.PROCESSING
+    assert alice_client.delete(EXPORT_URL).status_code == 202  # tests/test_export_cancel.py
+    assert the_export(version).state == ExportState.CANCELLED
 
 
 def test_a_failed_export_is_forgotten_with_204(org, alice, alice_client) -> None:

@@ -163,10 +163,11 @@ def test_delete_answers_204_when_it_deleted_and_404_json_when_there_was_nothing(
     assert response.json()["detail"]
 
 
-def test_delete_of_an_export_under_way_is_still_409(org, alice_client, redis_conn) -> None:
+def test_delete_of_an_export_under_way_cancels_it_with_202(org, alice_client, redis_conn) -> None:
     ciel_v1(org)
     alice_client.post(EXPORT_URL)
-    assert alice_client.delete(EXPORT_URL).status_code == 409
+    response = alice_client.delete(EXPORT_URL)
+    assert (response.status_code, response.json()["state"]) == (202, "cancelled")
 
 
 # --- HEAD ------------------------------------------------------------------------------------

@@ -54,7 +54,10 @@ def test_every_status_the_service_answers_is_described(schema):
 def test_the_export_resource_describes_both_profiles(schema):
     assert set(responses(schema, EXPORT, "get")) >= {"204", "208", "302", "303", "401", "404", "405", "503"}
     assert set(responses(schema, EXPORT, "post")) >= {"202", "208", "303", "400", "401", "404", "409", "503"}
-    assert set(responses(schema, EXPORT, "delete")) >= {"200", "204", "401", "403", "404", "409"}
+    assert set(responses(schema, EXPORT, "delete")) >= {"200", "202", "204", "401", "403", "404"}
+    cancel = responses(schema, "/exports/jobs/{id}/", "delete")
+    assert set(cancel) >= {"202", "401", "403", "404", "409"}
+    assert cancel["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ExportJob"}
 
 
 def test_answers_carry_their_headers_and_bodies(schema):
