@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Two rescuers at once (a worker and the reaper) must not both retry a job (RQ would queue it
 # twice and count two retries): one at a time per queue, for at most this many seconds.
 LOCK_SECONDS = 30
+WAIT_FOR_OTHER_SECONDS = 5
 LOCK_KEY = "ocl:rescue-lock:{0}"
 EXPIRED = 0  # the StartedJobRegistry score that marks an execution as over
 
@@ -84,6 +86,11 @@ def rescue_jobs_of_dead_workers(queue: Queue) -> list[str]:
     lock = LOCK_KEY.format(queue.name)
     try:
         if not connection.set(lock, os.getpid(), nx=True, ex=LOCK_SECONDS):
+            # Another process is at it: wait for its outcome (milliseconds), so that a caller who
+            # then reads its row sees the job handed back rather than concluding it is dead.
+            deadline = time.monotonic() + WAIT_FOR_OTHER_SECONDS
+            while connection.exists(lock) and time.monotonic() < deadline:
+                time.sleep(0.05)
             return []
         try:
             return _rescue(queue)
