@@ -69,12 +69,14 @@ def test_a_killed_worker_group_leaves_nothing_and_its_successor_schedules_at_onc
 
 
 def test_an_export_whose_every_worker_dies_fails_saying_so(faults: Harness) -> None:
-    """EXPORT_RETRY_DELAYS is 1,1,1 here: four attempts, each one's worker killed mid-export."""
+    """EXPORT_RETRY_DELAYS is 1,1,1 here: four attempts, each one's worker killed mid-export; each
+    death hands the export back to RQ, the last one fails it saying so."""
     assert faults.post().status_code == 202
     attempts = len(ENV["EXPORT_RETRY_DELAYS"].split(",")) + 1
     killed: set[int] = set()
-    for _ in range(attempts):
-        faults.processing()
+    for attempt in range(1, attempts + 1):
+        row = faults.wait_row(lambda r: r["state"] != "pending", f"attempt {attempt} to start")
+        assert row["state"] == "processing", (attempt, row["state"], row["error"], faults.stack.log("worker")[-3000:])
         horse = psutil.Process(
             wait_until(lambda: [pid for pid in faults.stack.horse_pids() if pid not in killed], 30, what="a new horse")[
                 0
@@ -84,6 +86,9 @@ def test_an_export_whose_every_worker_dies_fails_saying_so(faults: Harness) -> N
         os.kill(horse.parent().pid, signal.SIGKILL)
         fault_at = time.monotonic()
         assert wait_until(lambda horse=horse: gone(horse), 5, what="the horse to die with its worker")
+        if attempt < attempts:
+            row = faults.wait_row(lambda r: r["state"] != "processing", f"attempt {attempt} to be handed back")
+            assert (row["state"], row["error"]) == ("pending", "The worker running the export died; will retry")
     row = faults.settled()
     assert row["state"] == "failed"
     assert row["error"] == f"The worker running the export died; gave up after {attempts} attempts."
