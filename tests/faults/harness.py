@@ -26,7 +26,8 @@ from psycopg.rows import dict_row
 from tests.live.stack import LiveStack, wait_until
 
 EXPORT = "/orgs/CIEL/sources/CIEL/v1/export/"
-# Enough poorly compressible text that an export takes a few seconds, with a multipart upload.
+# Enough poorly compressible text that an export takes a few seconds (an 8.3 MB archive: one PUT;
+# tests/faults/test_cancel.py builds a bigger version for a multipart upload).
 CONCEPTS = 24_000
 BIG_VERSION = (
     "from repos.models import Organization\n"
