@@ -1,9 +1,9 @@
-"""The exports in the admin console: where each stands, why one failed, and delete or rebuild.
+"""The exports in the admin console: where each stands, why one failed, and delete, rebuild or cancel.
 
 A row's fields are the state machine's (``models.Export``), written by the jobs alone, so the
 console shows them and never edits them. Its actions go through the API's own functions,
-one export at a time (``console.run_action``); a new action (cancel, once the jobs can cancel)
-is one more function over one export and one more name in ``ExportAdmin.actions``.
+one export at a time (``console.run_action``); cancel is ``ocl_export.cancel``'s, as the API's
+DELETE of an export under way.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rest_framework.exceptions import PermissionDenied
 
 from repos.models import Repository
 
+from .cancel import cancel_export
 from .console import may_use_console, run_action
 from .deletion import delete_export
 from .jobs import queue_export
@@ -35,6 +36,14 @@ def delete(export: Export, user: Any) -> str:
     if delete_export(export):
         return "deleted, archive removed from storage" if export.key else "deleted"
     return BUSY if export.is_active else "already gone"
+
+
+def cancel(export: Export, user: Any) -> str:
+    """What the API's DELETE does to an export under way: its job stopped, its upload aborted."""
+    if not export.version.repository.is_admin(user):
+        raise PermissionDenied("Only administrators of this repository may cancel its exports.")
+    export = where_export_stands(known(export)).export or export
+    return "cancelled" if cancel_export(export, user) else f"not under way ({export.state})"
 
 
 def rebuild(export: Export, user: Any) -> str:
@@ -56,7 +65,7 @@ class ExportAdmin(admin.ModelAdmin):
     search_fields = ("version__repository__mnemonic", "version__version", "error")
     list_select_related = ("version__repository__owner_org", "version__repository__owner_user")
     ordering = ("-created_on",)
-    actions = ("delete_exports", "rebuild_exports")
+    actions = ("delete_exports", "rebuild_exports", "cancel_exports")
     readonly_fields = (
         "version",
         "format",
@@ -137,3 +146,7 @@ class ExportAdmin(admin.ModelAdmin):
     @admin.action(description="Rebuild the selected exports")
     def rebuild_exports(self, request: HttpRequest, queryset: QuerySet[Export]) -> None:
         run_action(request, queryset, rebuild)
+
+    @admin.action(description="Cancel the selected exports under way")
+    def cancel_exports(self, request: HttpRequest, queryset: QuerySet[Export]) -> None:
+        run_action(request, queryset, cancel)

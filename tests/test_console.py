@@ -116,6 +116,21 @@ def test_an_export_being_produced_is_not_deleted(console, org, alice_client, red
     assert the_export(version).state == ExportState.PENDING
 
 
+def test_cancelling_in_the_console_stops_an_export_under_way_as_a_delete_would(
+    console, org, alice_client, redis_conn
+) -> None:
+    version = ciel_v1(org)
+    alice_client.post(EXPORT_URL)
+    export = the_export(version)
+    assert act(console, EXPORTS, "cancel_exports", export) == [
+        f"Cancelled: {export}".replace("(pending)", "(cancelled)")
+    ]
+    assert the_export(version).state == ExportState.CANCELLED
+    assert queued_job_ids() == []
+    messages = act(console, EXPORTS, "cancel_exports", the_export(version))
+    assert messages == [f"Not under way (cancelled): {the_export(version)}"]
+
+
 def test_rebuilding_queues_a_new_job_as_a_post_would(console, exported, s3_bucket) -> None:
     old_job = exported.job_id
     assert act(console, EXPORTS, "rebuild_exports", exported)[0].startswith("Queued: ")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ocl_export", "0003_export_progress_on"),
+        ("ocl_export", "0004_export_base_deltas"),
     ]
 
     operations = [
