@@ -2,8 +2,8 @@
 
 Playwright drives Debian's chromium (``/usr/bin/chromium``; deploy/test-services.sh installs it,
 Playwright's own browser downloads are not used). A staff user logs in with a password, finds
-the completed export among the exports, deletes it (the object is gone from the S3 server), and
-presses "sync now" on a subscription (the RQ worker runs the sync). What the browser saw is
+the completed export among the exports, deletes it (the object is gone from the S3 server),
+cancels one under way (queued while the worker is paused), and presses "sync now" on a subscription (the RQ worker runs the sync). What the browser saw is
 saved as screenshots in the test's tmp directory.
 
 With the read cache on (PostgreSQL, as deployed), a staff session's read of a private
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +157,25 @@ def test_staff_delete_an_export_and_sync_a_subscription_in_a_browser(stack: Live
         shot("export-deleted")
         assert stored_keys(stack) == []
         assert requests.get(stack.url(f"{REPO}v1/export/"), timeout=30).status_code == 204
+
+        # an export under way, cancelled by the action: the worker is paused, so it waits queued
+        stack.kill("worker", signal.SIGSTOP)
+        try:
+            headers = {"Authorization": f"Token {stack.token}"}  # type: ignore[attr-defined]
+            job = requests.post(stack.url(f"{REPO}v1/export/"), headers=headers, timeout=30).json()
+            page.goto(stack.url("/admin/ocl_export/export/?state__exact=pending"))
+            row = page.locator("#result_list tbody tr", has_text=f"{REPO}v1/")
+            row.wait_for()
+            row.locator("input.action-select").check()
+            page.select_option("select[name=action]", "cancel_exports")
+            page.click("button[name=index]")
+            message = page.locator("ul.messagelist li").first.inner_text()
+            assert message.startswith("Cancelled:"), message
+            shot("export-cancelled")
+        finally:
+            stack.kill("worker", signal.SIGCONT)
+        assert requests.get(job["url"], timeout=30).json()["state"] == "cancelled"
+        assert stored_keys(stack) == []
 
         # sync now: the run goes to the queue and a worker runs it
         page.goto(stack.url("/admin/mirror/subscription/"))
