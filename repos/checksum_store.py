@@ -24,7 +24,7 @@ from repos.copy_out import copy_joined
 from repos.models import RepositoryVersion
 from repos.representation.body import COPY_BLOCK
 from repos.representation.encoding import dumps
-from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, rendered_text
+from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, member_id_range, rendered_text
 
 KINDS = (CONCEPTS, MAPPINGS)
 
@@ -105,12 +105,7 @@ def _copy_entries(kind: ItemKind, version: RepositoryVersion) -> Iterator[bytes]
     rows whose checksums are missing (found through the partial index that holds only those)
     takes the batched road, which computes them: nothing can be asked mid-COPY."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MIN({kind.member_column}), MAX({kind.member_column}) FROM {kind.membership} "
-            "WHERE repositoryversion_id = %s",
-            [version.pk],
-        )
-        low, high = cursor.fetchone()
+        low, high = member_id_range(cursor, kind, version.pk)
         if low is None:
             return
         cursor.execute(

@@ -23,6 +23,7 @@ from repos.representation.items import (
     ItemFilter,
     ItemKind,
     iter_rows,
+    member_id_range,
     stored_json_sql,
     where_clause,
 )
@@ -63,12 +64,7 @@ def copy_item_chunks(
     """
     where, params = where_clause(kind, version.pk, item_filter)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MIN({kind.member_column}), MAX({kind.member_column}) FROM {kind.membership} "
-            "WHERE repositoryversion_id = %s",
-            [version.pk],
-        )
-        low, high = cursor.fetchone()
+        low, high = member_id_range(cursor, kind, version.pk)
     if low is None:
         return
     # The item side bounded by the version's own id range too: a merge join would otherwise walk

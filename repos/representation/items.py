@@ -117,6 +117,17 @@ def where_clause(kind: ItemKind, version_id: int, item_filter: ItemFilter) -> tu
     return " AND ".join(clauses), params
 
 
+def member_id_range(cursor: Any, kind: ItemKind, version_id: int) -> tuple[int | None, int | None]:
+    """The lowest and highest item id a version holds of one kind ((None, None) when it holds none):
+    the bounds that keep a merge join over the item table to the version's own stretch of it."""
+    cursor.execute(
+        f"SELECT MIN({kind.member_column}), MAX({kind.member_column}) FROM {kind.membership} "
+        "WHERE repositoryversion_id = %s",
+        [version_id],
+    )
+    return cursor.fetchone()
+
+
 def use_fast_loaders(cursor: Any) -> None:
     """Decode timestamps with psycopg's C loader on this cursor.
 
