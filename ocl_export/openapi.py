@@ -166,6 +166,7 @@ LOCATION_HEADERS = {
     "Location": header("Where to go next: a one-use download link, or the archive itself"),
     "Last-Updated": header("lastUpdated of the exported version (ISO 8601, UTC)"),
     "Last-Updated-Timezone": header("Always UTC"),
+    "Repr-Digest": header("sha-256=:<base64>: of the archive the Location leads to (RFC 9530), to check it by"),
     "Cache-Control": NO_STORE,
 }
 STATE_HEADERS = {

@@ -162,8 +162,36 @@ def produce_archive(
     the exception propagates.
     """
     mime = content_type(fmt)  # an unknown format fails before any work
-    mtime = last_updated if last_updated is not None else last_updated_of(version)
     storage = get_storage()
+    return _archive(version, fmt, lambda: storage.open_writer(key, mime), on_progress, last_updated, on_activity)
+
+
+class _Discard:
+    """A sink that keeps nothing: the archive is only hashed."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def archive_digest(version: RepositoryVersion, fmt: str) -> ArchiveResult:
+    """Size and sha256 of the archive :func:`produce_archive` would write, written nowhere.
+
+    The same bytes through the same pipeline, hashed as they pass: a copy of a version (a mirror
+    that has just imported it, inside the import's transaction) proves it equals the original by
+    this sha256 without holding or storing the archive."""
+    content_type(fmt)
+    return _archive(version, fmt, lambda: contextlib.nullcontext(_Discard()))
+
+
+def _archive(
+    version: RepositoryVersion,
+    fmt: str,
+    open_sink: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
+    on_progress: Callable[[int], None] | None = None,
+    last_updated: datetime | None = None,
+    on_activity: Callable[[], None] | None = None,
+) -> ArchiveResult:
+    mtime = last_updated if last_updated is not None else last_updated_of(version)
     # Rows written by any path that did not render them: do it once, now.
     render_all_pending(on_batch=(lambda _rows: on_activity()) if on_activity is not None else None)
     with gc_paused(), one_snapshot():
@@ -175,7 +203,7 @@ def produce_archive(
         # rows that nobody reads any more, and the job would hang for good.
         with contextlib.closing(chunks):
             if size is not None:
-                with storage.open_writer(key, mime) as sink:
+                with open_sink() as sink:
                     return _piped(chunks, size, sink, fmt, mtime)
-            with spooled(chunks) as spool, storage.open_writer(key, mime) as sink:
+            with spooled(chunks) as spool, open_sink() as sink:
                 return write_archive(spool, sink, fmt, mtime)

@@ -6,6 +6,7 @@ Redis only for exports still under way. Every answer is JSON or empty, never HTM
 
 from __future__ import annotations
 
+import base64
 import time
 from functools import partial
 from typing import Any
@@ -108,6 +109,11 @@ def archive_url(request: Request, export: Export, reply: Reply) -> str:
     return issue_location(request, export)
 
 
+def repr_digest(sha256: str) -> str:
+    """An RFC 9530 ``Repr-Digest`` value: ``sha-256=:<the digest in base64>:``."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"
+
+
 def renew_location(export: Export, request: HttpRequest, response: HttpResponseBase) -> None:
     response["Location"] = issue_location(request, export)
 
@@ -131,6 +137,8 @@ def answer(
             "Last-Updated-Timezone": "UTC",
             "Cache-Control": NO_STORE,
         }
+        if export.sha256:  # what the bytes behind the Location hash to: a client checks its download by it
+            headers["Repr-Digest"] = repr_digest(export.sha256)
         response = Response(status=code, headers=headers)
         if planned.reply is Reply.LOCATION or not get_storage().is_remote:
             # The export's row and a one-use link of this service: kept (read_cache), with a new
