@@ -7,6 +7,13 @@ the importer's job. The same code speaks to OCL v2 and to this service in either
   (this service's one-use link then 302s on to storage; OCL v2 302s straight to storage); 204 means
   "none" (or, with ``X-Export-State``, "under way"), so the client POSTs once when allowed; 208
   means "being produced". It waits as long as the server's ``Retry-After`` says, up to a limit.
+- a delta (this service): GET ``.../:B/export/delta/?from=A``, answered as an export is (so the
+  same waiting, POSTing and redirects), except that a POST answers 409 (v2: 208) while B's full
+  export, whose sha256 the delta carries, is still being made: it is asked again after a pause.
+  A 404 (no such resource: OCL v2) or a 400 (no delta joins the pair) is :class:`NoDelta`.
+- checksums (``verify``): this service lists a version's ``{id, version, checksums}`` per item at
+  ``.../:version/checksums/`` in one streamed answer; an upstream without it (OCL v2) is read a
+  page at a time from its brief item listings with ``checksums=true``.
 - a diff: GET the repository with ``updatedSince`` and ``limit=0`` and ``Compress: true``; a zip
   holding ``export.json`` comes back (or plain JSON from servers that ignore the header). It asks
   ``includeRemoved=true`` too: this service adds what left HEAD since the instant (``removed``);
@@ -17,11 +24,16 @@ the importer's job. The same code speaks to OCL v2 and to this service in either
 
 A failure worth another attempt (connection refused or cut, timeouts, 5xx, 429, a damaged
 archive, an export that does not get ready in time) is :class:`UpstreamUnavailable`; anything
-else (404, 401/403, nonsense answers) is :class:`UpstreamError`.
+else (404, 401/403, nonsense answers) is :class:`UpstreamError`. An archive is damaged
+(:class:`Damaged`) when it does not read through, or when its sha256 is not the one the answer
+that led to it announced (``Repr-Digest``, RFC 9530, which this service sends with a Location).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import tarfile
 import time
@@ -48,6 +60,7 @@ MAX_WAIT = 300
 MAX_POSTS = 2  # a failed upstream export may be asked for once more
 CHUNK = 1 << 20
 MEMBERS_PAGE = 1000  # items per page of a members listing
+PAGE = 1000  # items per page of an OCL v2 listing
 USER_AGENT = "ocl-export-mirror/1"
 LABELS = {"concepts": "Concept", "mappings": "Mapping"}
 LISTS = ("concepts", "mappings", "references", "removed", "members")
@@ -67,12 +80,34 @@ class UpstreamUnavailable(UpstreamError):
         self.retry_after = retry_after
 
 
+class Damaged(UpstreamUnavailable):
+    """A download that does not read through, or whose sha256 is not the one announced."""
+
+
+class NoDelta(UpstreamError):
+    """The upstream offers no delta for this pair (no such resource, or none joins the two)."""
+
+
 @dataclass(frozen=True)
 class Download:
     path: Path
     size: int  # bytes received
     kind: str  # "tgz", "zip" or "json"
     url: str  # where the bytes came from, after redirects
+    sha256: str = ""  # of the bytes received
+    announced: str | None = None  # the sha256 the upstream announced for them (Repr-Digest), if it did
+
+
+def announced_sha256(response: requests.Response) -> str | None:
+    """The sha-256 of an RFC 9530 ``Repr-Digest`` header, as hex; None without one."""
+    for member in response.headers.get("Repr-Digest", "").split(","):
+        name, _, value = member.strip().partition("=")
+        if name.strip().lower() == "sha-256" and value.startswith(":") and value.endswith(":"):
+            try:
+                return base64.b64decode(value[1:-1], validate=True).hex()
+            except (binascii.Error, ValueError):
+                return None
+    return None
 
 
 def iso_z(value: datetime) -> str:
@@ -118,7 +153,10 @@ class Upstream:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, passing: frozenset[int] = frozenset(), **kwargs: Any
+    ) -> requests.Response:
+        """The answer; a status in ``passing`` comes back as any other instead of raising."""
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, url, **kwargs)
@@ -130,7 +168,7 @@ class Upstream:
             response.close()
             wait = retry_after(response) if "Retry-After" in response.headers else None
             raise UpstreamUnavailable(f"HTTP {response.status_code} on {method} {url}", wait)
-        if response.status_code in (401, 403, 404):
+        if response.status_code in (401, 403, 404) and response.status_code not in passing:
             detail = _detail(response)
             response.close()
             raise UpstreamError(f"HTTP {response.status_code} on {method} {url}{detail}")
@@ -171,7 +209,12 @@ class Upstream:
                 return self._save(response, directory, f"{version}-export")
             if status in REDIRECTS:
                 response.close()
-                return self._download(urljoin(url, response.headers["Location"]), directory, f"{version}-export")
+                return self._download(
+                    urljoin(url, response.headers["Location"]),
+                    directory,
+                    f"{version}-export",
+                    announced_sha256(response),
+                )
             if status not in WAITING:
                 response.close()
                 raise UpstreamError(f"GET {url}: unexpected status {status}")
@@ -205,12 +248,58 @@ class Upstream:
             ) from exc
         response.close()
         if response.status_code in REDIRECTS:
-            return self._download(urljoin(url, response.headers["Location"]), directory, f"{version}-export")
+            return self._download(
+                urljoin(url, response.headers["Location"]), directory, f"{version}-export", announced_sha256(response)
+            )
         if response.status_code in (200, 201, 202, 208, 409):  # queued, or already being produced
             return None
         raise UpstreamError(f"POST {url}: unexpected status {response.status_code}")
 
-    def _download(self, url: str, directory: Path, stem: str) -> Download:
+    # --- a delta ----------------------------------------------------------------------------
+
+    def fetch_delta(self, version: str, base: str, directory: Path) -> Download:
+        """Download the delta from ``base`` to ``version`` into ``directory``, asking for it when
+        there is none; :class:`NoDelta` when the upstream offers none for the pair."""
+        url = f"{self.repo_url}{version}/export/delta/?{urlencode({'from': base})}"
+        stem = f"{version}-delta-{base}"
+        deadline = time.monotonic() + self.export_wait
+        failed = 0
+        no_delta = frozenset({400, 404})
+        while True:
+            response = self._request("GET", url, no_delta, allow_redirects=False, stream=True)
+            status = response.status_code
+            detail = _detail(response) if status in no_delta else ""
+            response.close()
+            if status in no_delta:
+                raise NoDelta(f"GET {url}: HTTP {status}{detail}")
+            if status in REDIRECTS:
+                return self._download(
+                    urljoin(url, response.headers["Location"]), directory, stem, announced_sha256(response)
+                )
+            if status not in WAITING:
+                raise UpstreamError(f"GET {url}: unexpected status {status}")
+            pause = retry_after(response)
+            if response.headers.get("X-Export-State", "none" if status == 204 else "processing") in ("none", "failed"):
+                if response.headers.get("X-Export-State") == "failed":
+                    failed += 1
+                    if failed > MAX_POSTS:  # the whole archive may still come
+                        raise NoDelta(f"{url}: the upstream's delta failed {failed} times")
+                asked = self._request("POST", url, no_delta | {401, 403}, allow_redirects=False)
+                asked.close()
+                if asked.status_code in no_delta | {401, 403}:
+                    raise NoDelta(f"POST {url}: HTTP {asked.status_code}{_detail(asked)}")
+                if asked.status_code in REDIRECTS:
+                    location = urljoin(url, asked.headers["Location"])
+                    return self._download(location, directory, stem, announced_sha256(asked))
+                if asked.status_code not in (200, 201, 202, 208, 409):
+                    raise UpstreamError(f"POST {url}: unexpected status {asked.status_code}")
+                # 202: queued, the next GET says how long; 409/208: B's full export comes first.
+                pause = DEFAULT_WAIT if asked.status_code in (208, 409) else 0.1
+            if time.monotonic() + pause > deadline:
+                raise UpstreamUnavailable(f"{url}: the delta was not ready within {self.export_wait:.0f} s")
+            self.sleep(pause)
+
+    def _download(self, url: str, directory: Path, stem: str, announced: str | None = None) -> Download:
         # Redirects from here on lead to the file (a one-use link, then storage): follow them.
         # The token goes to the upstream's own host only, as requests does on its redirects.
         same_host = urlsplit(url).netloc == urlsplit(self.repo_url).netloc
@@ -219,7 +308,7 @@ class Upstream:
         if response.status_code != 200:
             response.close()
             raise UpstreamError(f"GET {url}: unexpected status {response.status_code} for an archive")
-        return self._save(response, directory, stem)
+        return self._save(response, directory, stem, announced)
 
     # --- a diff -----------------------------------------------------------------------------
 
@@ -293,16 +382,60 @@ class Upstream:
                 return
             page += 1
 
+    # --- checksums --------------------------------------------------------------------------
+
+    def checksum_listing(self, version: str) -> Iterator[bytes] | None:
+        """This service's checksum listing of ``version``, as the bytes arrive (never held whole);
+        None when the upstream has no such resource (404: OCL v2)."""
+        url = f"{self.repo_url}{version}/checksums/"
+        response = self._request("GET", url, frozenset({404}), stream=True)
+        if response.status_code != 200:
+            response.close()
+            if response.status_code == 404:
+                return None
+            raise UpstreamError(f"GET {url}: unexpected status {response.status_code}")
+        return self._chunks(url, response)
+
+    def _chunks(self, url: str, response: requests.Response) -> Iterator[bytes]:
+        with response:
+            try:
+                yield from response.iter_content(CHUNK)
+            except requests.RequestException as exc:
+                raise UpstreamUnavailable(f"GET {url}: the answer was cut ({_short(exc)})") from exc
+
+    def checksum_pages(self, version: str) -> Iterator[ChecksumEntry]:
+        """The entries of every concept and mapping ``version`` holds, from OCL v2's brief pages."""
+        return self._paged_entries(version)
+
+    def _paged_entries(self, version: str) -> Iterator[ChecksumEntry]:
+        for kind in ("concepts", "mappings"):
+            page = 1
+            while True:
+                params = {"brief": "true", "checksums": "true", "includeRetired": "true", "limit": PAGE, "page": page}
+                url = f"{self.repo_url}{version}/{kind}/?{urlencode(params)}"
+                items = self._json(url)
+                if isinstance(items, dict):
+                    items = items.get("results")
+                if not isinstance(items, list):
+                    raise UpstreamError(f"GET {url}: the answer is not a list of {kind}")
+                for item in items:
+                    yield checksum_entry(url, kind, item)
+                if len(items) < PAGE:
+                    break
+                page += 1
+
     # --- files ------------------------------------------------------------------------------
 
-    def _save(self, response: requests.Response, directory: Path, stem: str) -> Download:
+    def _save(self, response: requests.Response, directory: Path, stem: str, announced: str | None = None) -> Download:
         """Stream the body to a file named for its kind; a cut or damaged body is temporary."""
         path = directory / f"{stem}.part"
         size = 0
+        digest = hashlib.sha256()
         try:
             with response, open(path, "wb") as out:
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
+                    digest.update(chunk)
                     size += len(chunk)
                     if self.on_bytes is not None:
                         self.on_bytes(len(chunk))
@@ -316,8 +449,30 @@ class Upstream:
         kind = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), "json")
         final = directory / f"{stem}.{kind}"
         path.rename(final)
+        if announced is not None and digest.hexdigest() != announced:
+            final.unlink()
+            raise Damaged(
+                f"GET {response.url}: the {size:,} bytes received have sha256 {digest.hexdigest()}, "
+                f"the upstream announced {announced}"
+            )
         check_archive(final, kind, response.url)
-        return Download(final, size, kind, response.url)
+        return Download(final, size, kind, response.url, digest.hexdigest(), announced)
+
+
+# (list, item id, version id, standard checksum, smart checksum)
+ChecksumEntry = tuple[str, str, str, str | None, str | None]
+
+
+def checksum_entry(url: str, kind: str, item: Any) -> ChecksumEntry:
+    """One item of a checksum listing or of a brief page (OCL v2 names the version in its
+    ``version_url``); an item without an id or checksums is not something to compare."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("checksums"), dict):
+        raise UpstreamError(f"{url}: an item without its id or its checksums: {str(item)[:200]}")
+    version = item.get("version")
+    if not isinstance(version, str):
+        version = str(item.get("version_url") or "").rstrip("/").rpartition("/")[2]
+    checksums = item["checksums"]
+    return kind, item["id"], version, checksums.get("standard"), checksums.get("smart")
 
 
 def check_archive(path: Path, kind: str, url: str) -> None:
@@ -338,7 +493,7 @@ def check_archive(path: Path, kind: str, url: str) -> None:
                 while raw.read(CHUNK):
                     pass
     except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
-        raise UpstreamUnavailable(f"{url}: the downloaded {kind} archive is damaged ({_short(exc)})") from exc
+        raise Damaged(f"{url}: the downloaded {kind} archive is damaged ({_short(exc)})") from exc
 
 
 def _short(exc: BaseException) -> str:

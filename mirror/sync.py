@@ -8,7 +8,9 @@ failed next time. Downloads that fail for a reason worth another attempt (upstre
 Released versions come before HEAD's diff: importing a version also writes its rows into HEAD, so
 the diff, asked from the mark HEAD reached before, then brings HEAD to the upstream's state. The
 first run takes only the newest released version; later runs take every version released after
-the newest one the mirror holds, oldest first.
+the newest one the mirror holds, oldest first, each as a delta from the one before when the
+upstream offers one (``releases.py``: the route, the fallbacks, and the sha256 check every
+version passes before its transaction commits).
 
 What left the upstream's HEAD reaches the mirror's the same way: this service's diff lists it
 (``removed``, asked from the same mark), and the import takes it out. An upstream whose diff has
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from repos.importers import ImportFileError, ImportSummary, import_file
@@ -35,6 +38,7 @@ from repos.models import HEAD, RepositoryVersion
 
 from .client import Download, Upstream, UpstreamError, UpstreamUnavailable
 from .models import Subscription, SubscriptionError
+from .releases import take_release
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ class Step:
     seconds: float
     since: str | None = None  # the updatedSince of a diff
     removed: int = 0  # items that left HEAD
+    route: str | None = None  # a version's: "delta" or "whole"
+    checked: str | None = None  # the sha256 the version's export here was proven to have
+    refused: str | None = None  # why a delta was not taken, when one was tried
+    check_seconds: float = 0.0  # of ``seconds``, the sha256 proof's
 
 
 @dataclass
@@ -139,12 +147,12 @@ def _run(
     head_mark = subscription.reached
     newest_version: datetime | None = None
     if subscription.follow_released:
-        for version in _versions_to_fetch(subscription, upstream, sleep):
+        base, versions = _versions_to_fetch(subscription, upstream, sleep)
+        for version in versions:
             progress.step(f"version {version}")
-            step, summary = _step(
-                version, lambda directory, v=version: upstream.fetch_export(v, directory), False, sleep
-            )
+            step, summary = _release_step(upstream, version, base, sleep)
             report.steps.append(step)
+            base = version
             newest_version = summary.newest or newest_version
             # A subscription that follows HEAD moves its mark with HEAD's diffs only (see the module).
             subscription.record_step(
@@ -167,28 +175,35 @@ def _run(
             subscription.record_reconciled(now)
 
 
-def _versions_to_fetch(subscription: Subscription, upstream: Upstream, sleep: Callable[[float], None]) -> list[str]:
+def _versions_to_fetch(
+    subscription: Subscription, upstream: Upstream, sleep: Callable[[float], None]
+) -> tuple[str | None, list[str]]:
+    """(the newest released version held here, the released versions to take, oldest first)."""
     released = _retrying(upstream.released_versions, sleep)[0]
     held = local_versions(subscription)
     if not held.intersection(released):
-        return released[-1:]  # a first sync starts from the newest released version
+        return None, released[-1:]  # a first sync starts from the newest released version
     # Only versions released after the newest one held: older ones were skipped on purpose.
     newest_held = max(index for index, version in enumerate(released) if version in held)
-    return [version for version in released[newest_held + 1 :] if version not in held]
+    return released[newest_held], [version for version in released[newest_held + 1 :] if version not in held]
 
 
 def local_versions(subscription: Subscription) -> set[str]:
     """Ids of the versions (not HEAD) the mirror holds of the subscription's repository."""
+    return set(held_versions(subscription).exclude(version=HEAD).values_list("version", flat=True))
+
+
+def held_versions(subscription: Subscription) -> QuerySet[RepositoryVersion]:
+    """The versions (HEAD too) the mirror holds of the subscription's repository."""
     owner_kind, owner, repo_type, mnemonic = subscription.repository_parts
     owner_filter = (
         {"repository__owner_org__mnemonic": owner}
         if owner_kind == "orgs"
         else {"repository__owner_user__username": owner}
     )
-    versions = RepositoryVersion.objects.filter(
+    return RepositoryVersion.objects.filter(
         repository__repo_type=repo_type, repository__mnemonic=mnemonic, **owner_filter
-    ).exclude(version=HEAD)
-    return set(versions.values_list("version", flat=True))
+    )
 
 
 def _step(
@@ -206,6 +221,22 @@ def _step(
     return step, summary
 
 
+def _release_step(
+    upstream: Upstream, version: str, base: str | None, sleep: Callable[[float], None]
+) -> tuple[Step, ImportSummary]:
+    """One released version, by delta or whole (``releases.take_release``), checked."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mirror-") as directory:
+        retrying = lambda action: _retrying(action, sleep)  # noqa: E731
+        taken = take_release(upstream, version, base, Path(directory), retrying, settings.MIRROR_DELTAS)
+    summary = taken.summary
+    applied = summary.new_concepts + summary.new_mappings
+    step = Step(version, taken.download.size, summary.items, applied, taken.attempts, time.monotonic() - started)
+    step.route, step.checked, step.refused = taken.route, taken.checked, taken.refused
+    step.check_seconds = taken.check_seconds
+    return step, summary
+
+
 def _retrying(action: Callable[[], T], sleep: Callable[[float], None]) -> tuple[T, int]:
     """``action()``, tried again after a doubling pause while it fails for a temporary reason."""
     attempts = settings.MIRROR_ATTEMPTS
@@ -213,8 +244,8 @@ def _retrying(action: Callable[[], T], sleep: Callable[[float], None]) -> tuple[
         try:
             return action(), attempt
         except UpstreamUnavailable as exc:
-            if attempt == attempts:
-                raise UpstreamUnavailable(f"{exc} (gave up after {attempts} attempts)") from exc
+            if attempt == attempts:  # the same kind of failure (a damaged download stays one)
+                raise type(exc)(f"{exc} (gave up after {attempts} attempts)", exc.retry_after) from exc
             # the upstream's Retry-After (a rate limit, a restart) when it asks for longer
             pause = max(settings.MIRROR_BACKOFF * 2 ** (attempt - 1), exc.retry_after or 0)
             logger.info("attempt %d of %d failed (%s); next in %s s", attempt, attempts, exc, pause)

@@ -149,5 +149,6 @@ def test_later_runs_take_only_versions_released_after_the_newest_held(upstream_f
         later = sync(subscription)
 
     asked = [path for method, path, _ in script.seen if "/export/" in path]
-    assert asked == [f"{REPO}v1/export/", f"{REPO}v2/export/"]  # never v0, older than v1
+    # never v0, older than v1; v2 as a delta from v1 first, whole when the upstream has none (404)
+    assert asked == [f"{REPO}v1/export/", f"{REPO}v2/export/delta/?from=v1", f"{REPO}v2/export/"]
     assert "404" in later.error
