@@ -83,7 +83,7 @@ class SyncReport:
         if self.skipped:
             return f"subscription {self.subscription}: another run is under way, skipped"
         parts = [
-            f"{step.version}: {step.items} items ({step.applied} applied"
+            f"{step.version}{f' by {step.route}' if step.route else ''}: {step.items} items ({step.applied} applied"
             + (f", {step.removed} removed" if step.removed else "")
             + f"), {step.bytes:,} bytes in {step.seconds:.1f} s"
             for step in self.steps
