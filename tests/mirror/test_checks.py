@@ -17,9 +17,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mirror.client import Damaged, Upstream, announced_sha256
-from mirror.models import subscribe
+from mirror.models import Subscription, subscribe
 from mirror.sync import sync
 from repos.checksums import item_checksums
+from repos.models import RepositoryVersion
 from tests.mirror.ocl_v2 import JSON, REPO, ZIP, script_for, zipped
 from tests.mirror.scripted import Answer, scripted_server
 
@@ -121,3 +122,24 @@ def test_verify_cannot_compare_with_an_upstream_that_is_down(upstream_files, fas
         assert sync(subscription).ok
     code, _ = verify_exit(subscription.pk, capsys)  # the server is gone
     assert code == 2
+
+
+@pytest.mark.django_db
+def test_a_version_whose_export_here_would_not_have_the_announced_sha256_is_rolled_back(
+    upstream_files, fast_retries
+) -> None:
+    # The archive arrives intact (it hashes to what is announced) but is not this service's
+    # rendering of the version (zipped by Python's zipfile): imported, it cannot give that sha256.
+    archive = zipped(upstream_files["v1"])
+    script = script_for(upstream_files)
+    script.answers[f"GET {REPO}v1/export/"] = [
+        Answer(303, b"", {"Location": "/files/v1.zip", **digest_header(archive)})
+    ]
+    script.answers["GET /files/v1.zip"] = [Answer(200, archive, ZIP)]
+    with scripted_server(script) as base:
+        subscription, _ = subscribe(f"{base}{REPO}", follow_head=False)
+        report = sync(subscription)
+
+    assert f"the upstream's has {hashlib.sha256(archive).hexdigest()}: nothing was applied" in report.error
+    assert not RepositoryVersion.objects.exists()
+    assert Subscription.objects.get().versions_received == 0
