@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import io
 import json
-import signal
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -36,20 +35,18 @@ from django.core.management import call_command
 
 from mirror.client import Upstream
 from mirror.models import Subscription, subscribe
-from mirror.sync import Progress, sync
+from mirror.sync import sync
 from ocl_export.produce import archive_digest
 from repos.models import RepositoryVersion
 from repos.representation.rendering import render_all_pending
-from tests.conftest import FIXTURES
 from tests.live.stack import LiveStack, wait_until
-from tests.mirror.test_live_removals import collection_file
+from tests.mirror.test_live_mirror import KillOnStep
+
+# The removals' live test holds the same cast: its files and repositories.
+from tests.mirror.test_live_removals import CIELTEST, COLLECTION, SOURCE, TOKEN_ENV, collection_file
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db]
 
-CIELTEST = FIXTURES / "ocl-v1-CIELTEST-2015.zip"
-SOURCE = "/orgs/CIELTEST/sources/CIELTEST/"
-COLLECTION = "/orgs/CIELTEST/collections/Starter/"
-TOKEN_ENV = "UPSTREAM_TOKEN"
 LATER = "2016-01-04T10:00:00Z"
 
 
@@ -231,17 +228,6 @@ def upstream(s3_server: str) -> Iterator[LiveStack]:
         yield stack
 
 
-class KillAtStep(Progress):
-    """SIGKILLs the upstream's web process as the run starts the named step."""
-
-    def __init__(self, stack: LiveStack, step: str) -> None:
-        self.stack, self.at = stack, step
-
-    def step(self, name: str) -> None:
-        if name == self.at:
-            self.stack.kill("web", signal.SIGKILL)
-
-
 def tamper_delta(stack: LiveStack, version: str, base: str, token: str, directory: Path) -> None:
     """Make the upstream's delta from ``base`` to ``version``, then rewrite its stored archive:
     still a valid tgz, one name changed, so only its sha256 tells."""
@@ -277,7 +263,7 @@ def test_a_delta_cut_off_or_damaged_leaves_nothing_and_the_next_run_converges(
     release_source(upstream, changed_source(tmp_path, "v2"), "v2015-changed", "v2")
 
     # The upstream dies as the delta step starts: the run fails, nothing of v2 is here.
-    died = sync(subscription, KillAtStep(upstream, "version v2"))
+    died = sync(subscription, KillOnStep(upstream, "version v2"))
     assert "ConnectionError" in died.error
     assert not RepositoryVersion.objects.filter(version="v2").exists()
     upstream.start_process("web")
