@@ -10,7 +10,7 @@ the importer's job. The same code speaks to OCL v2 and to this service in either
 - a delta (this service): GET ``.../:B/export/delta/?from=A``, answered as an export is (so the
   same waiting, POSTing and redirects), except that a POST answers 409 (v2: 208) while B's full
   export, whose sha256 the delta carries, is still being made: it is asked again after a pause.
-  A 404 (no such resource: OCL v2) or a 400 (no delta joins the pair) is :class:`NoDelta`.
+  A 404 (no such resource on OCL v2; here, no delta joins the pair) or a 400 is :class:`NoDelta`.
 - checksums (``verify``): this service lists a version's ``{id, version, checksums}`` per item at
   ``.../:version/checksums/`` in one streamed answer; an upstream without it (OCL v2) is read a
   page at a time from its brief item listings with ``checksums=true``.
