@@ -3,7 +3,8 @@
 For each version the mirror holds of the subscription's repository (and HEAD, when it follows
 HEAD), the upstream's checksum listing (this service's ``.../:version/checksums/``; OCL v2's
 brief item pages with ``checksums=true``) is streamed into a temporary table, and one SQL join
-with the mirror's own memberships and stored checksums says what differs: an item the upstream
+with the mirror's own memberships and stored checksums (computed from the stored rendering for
+rows whose checksums the import's deferred job has not stored yet) says what differs: an item the upstream
 holds and the mirror does not (missing here), the other way round (missing there), or the same
 item with another version id or other checksums (changed). Nothing of a version is held in
 memory but the differences, and the work is a COPY and a join: a 100,000-item version in about
@@ -22,9 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 
+from repos.checksums import item_checksums
 from repos.models import HEAD, RepositoryVersion
-from repos.representation.items import CONCEPTS, MAPPINGS
+from repos.representation.items import CONCEPTS, MAPPINGS, item_sql, rendered_text
 
 from .client import ChecksumEntry, Upstream
 from .models import Subscription, SubscriptionError
@@ -161,7 +164,7 @@ def _load_listing(chunks: Iterable[bytes]) -> int:
 def _join(version: RepositoryVersion, both_checksums: bool) -> tuple[int, list[tuple]]:
     """(items here, the rows that differ: kind, id, here's version/standard/smart, there's)."""
     here = " UNION ALL ".join(
-        f"SELECT '{kind.key}' AS kind, i.mnemonic AS id, i.uuid AS version, i.checksum_standard AS standard, "
+        f"SELECT '{kind.key}' AS kind, i.id AS pk, i.mnemonic AS id, i.uuid AS version, i.checksum_standard AS standard, "
         f"i.checksum_smart AS smart FROM {kind.membership} m JOIN {kind.table} i ON i.id = m.{kind.member_column} "
         "WHERE m.repositoryversion_id = %s"
         for kind in (CONCEPTS, MAPPINGS)
@@ -174,6 +177,7 @@ def _join(version: RepositoryVersion, both_checksums: bool) -> tuple[int, list[t
         cursor.execute(f"CREATE TEMPORARY TABLE {HERE} ON COMMIT DROP AS {here}", [version.pk, version.pk])
         cursor.execute(f"SELECT COUNT(*) FROM {HERE}")
         count = cursor.fetchone()[0]
+        _fill_missing(cursor)
         cursor.execute(
             "SELECT COALESCE(h.kind, t.kind), COALESCE(h.id, t.id), h.version, h.standard, h.smart, "
             "t.version, t.standard, t.smart "
@@ -182,6 +186,26 @@ def _join(version: RepositoryVersion, both_checksums: bool) -> tuple[int, list[t
             f"WHERE h.id IS NULL OR t.id IS NULL OR {differs} ORDER BY 1, 2, 3, 6"
         )
         return count, cursor.fetchall()
+
+
+def _fill_missing(cursor: CursorWrapper, batch_size: int = 1000) -> None:
+    """Rows whose checksums are not stored yet (the import defers them to a job, README "OCL
+    checksums") get them here from their stored rendering, as the upstream's listing does: a
+    batch of renderings in memory at a time. Nothing is written to the item tables."""
+    for kind in (CONCEPTS, MAPPINGS):
+        last = 0
+        while True:
+            cursor.execute(
+                f"SELECT h.pk, {item_sql()} FROM {HERE} h JOIN {kind.table} i ON i.id = h.pk "
+                "WHERE h.kind = %s AND h.pk > %s AND (h.standard IS NULL OR h.smart IS NULL) ORDER BY h.pk LIMIT %s",
+                [kind.key, last, batch_size],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            filled = [(*item_checksums(kind.key, rendered_text(kind, pk, text)), kind.key, pk) for pk, text in rows]
+            cursor.executemany(f"UPDATE {HERE} SET standard = %s, smart = %s WHERE kind = %s AND pk = %s", filled)
+            last = rows[-1][0]
 
 
 def pair_up(rows: list[tuple]) -> list[Difference]:
