@@ -27,13 +27,13 @@ from repos.representation.items import CONCEPTS, ItemKind, use_fast_loaders
 Renderer = Callable[[str, int, tuple], tuple[str, str, int, str, str]]
 
 
-def _execute(sql: str, params: list | tuple = ()) -> int:
+def execute(sql: str, params: list | tuple = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
 
-def _scalar(sql: str, params: list | tuple = ()) -> object:
+def scalar(sql: str, params: list | tuple = ()) -> object:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -50,7 +50,7 @@ def has_rows(kind: ItemKind, source_ids: list[int]) -> bool:
     if not source_ids:
         return False
     placeholders = ", ".join(["%s"] * len(source_ids))
-    return bool(_scalar(f"SELECT 1 FROM {kind.table} WHERE source_id IN ({placeholders}) LIMIT 1", source_ids))
+    return bool(scalar(f"SELECT 1 FROM {kind.table} WHERE source_id IN ({placeholders}) LIMIT 1", source_ids))
 
 
 def repeated_item(kind: ItemKind, source_id: int | None = None) -> tuple[int, str] | None:
@@ -83,11 +83,11 @@ def repeated_item(kind: ItemKind, source_id: int | None = None) -> tuple[int, st
 def match_existing(kind: ItemKind) -> None:
     """Point staged items at existing rows with the same content; prepare the new ones."""
     same = "t.source_id = st.source_id AND t.mnemonic = st.mnemonic"
-    _execute(
+    execute(
         f"UPDATE {kind.staging} AS st SET row_id = t.id FROM {kind.table} AS t "
         f"WHERE {same} AND t.uuid = st.uuid AND t.checksum = st.checksum"
     )
-    _execute(
+    execute(
         f"UPDATE {kind.staging} AS st SET row_id = t.id FROM "
         # Only the rows of the staged items: a diff of a few items into a large source reads a few
         # index entries, not the whole source (the planner still hashes it all for a whole file).
@@ -96,12 +96,12 @@ def match_existing(kind: ItemKind) -> None:
         f" GROUP BY source_id, mnemonic, checksum) AS t "
         f"WHERE st.row_id IS NULL AND {same} AND t.checksum = st.checksum"
     )
-    _execute(
+    execute(
         f"UPDATE {kind.staging} AS st SET uuid = st.uuid || '-' || substr(st.checksum, 1, 12) "
         f"FROM {kind.table} AS t WHERE st.row_id IS NULL AND {same} AND t.uuid = st.uuid"
     )
     if kind is CONCEPTS:
-        _execute(
+        execute(
             f"UPDATE {kind.staging} AS st SET previous_version_uuid = t.uuid FROM {kind.table} AS t "
             f"WHERE st.row_id IS NULL AND st.previous_version_uuid IS NULL AND {same} AND t.is_latest_version"
         )
@@ -120,12 +120,12 @@ def insert_new(kind: ItemKind, render: Renderer | None = None) -> int:
         inserted = _copy_rendered(kind, columns, render)
     else:
         # ON CONFLICT skips an item repeated in the file with the same uuid: it maps to one row.
-        inserted = _execute(
+        inserted = execute(
             f"INSERT INTO {kind.table} ({columns}) SELECT {columns} FROM {kind.staging} "
             f"WHERE row_id IS NULL ORDER BY ord ON CONFLICT DO NOTHING"
         )
     if inserted:
-        _execute(
+        execute(
             f"UPDATE {kind.staging} AS st SET row_id = t.id, is_new = true FROM {kind.table} AS t "
             f"WHERE st.row_id IS NULL AND t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
             f"AND t.uuid = st.uuid"
@@ -161,12 +161,12 @@ def _copy_rendered(kind: ItemKind, columns: str, render: Renderer, batch_size: i
 
 def flip_latest_for_source(kind: ItemKind) -> None:
     """A source import makes the file's rows the latest of their items, and no other row."""
-    _execute(
+    execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
         f"WHERE t.source_id = st.source_id AND t.mnemonic = st.mnemonic AND t.is_latest_version "
         f"AND t.id NOT IN (SELECT row_id FROM {kind.staging})"
     )
-    _execute(
+    execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = st.is_latest_version FROM {kind.staging} AS st "
         f"WHERE t.id = st.row_id AND NOT st.is_new AND t.is_latest_version <> st.is_latest_version"
     )
@@ -174,7 +174,7 @@ def flip_latest_for_source(kind: ItemKind) -> None:
 
 def demote_new_for_collection(kind: ItemKind) -> None:
     """A collection brings versions of other sources' items: they are not latest if one already is."""
-    _execute(
+    execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
         f"WHERE st.is_new AND t.id = st.row_id AND t.is_latest_version AND EXISTS ("
         f" SELECT 1 FROM {kind.table} AS o WHERE o.source_id = t.source_id AND o.mnemonic = t.mnemonic "
@@ -183,7 +183,7 @@ def demote_new_for_collection(kind: ItemKind) -> None:
 
 
 def add_membership(kind: ItemKind, version_id: int) -> None:
-    _execute(
+    execute(
         f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
         # In row order, the membership indexes grow at their right edge instead of at random pages.
         f"SELECT DISTINCT %s, row_id FROM {kind.staging} ORDER BY row_id",
@@ -193,7 +193,7 @@ def add_membership(kind: ItemKind, version_id: int) -> None:
 
 def add_source_rows(kind: ItemKind, version_id: int, source_id: int) -> None:
     """A source's first import: the version holds every row of the source, all just written."""
-    _execute(
+    execute(
         f"INSERT INTO {kind.membership} (repositoryversion_id, {kind.member_column}) "
         f"SELECT %s, id FROM {kind.table} WHERE source_id = %s ORDER BY id",
         [version_id, source_id],
@@ -202,11 +202,11 @@ def add_source_rows(kind: ItemKind, version_id: int, source_id: int) -> None:
 
 def same_membership(kind: ItemKind, version_id: int) -> bool:
     """Does the existing version hold exactly the staged rows?"""
-    held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])
-    staged = _scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}")
+    held = scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [version_id])
+    staged = scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}")
     if held != staged:
         return False
-    missing = _scalar(
+    missing = scalar(
         f"SELECT COUNT(*) FROM {kind.staging} AS st WHERE NOT EXISTS (SELECT 1 FROM {kind.membership} AS m "
         f"WHERE m.repositoryversion_id = %s AND m.{kind.member_column} = st.row_id)",
         [version_id],
@@ -217,18 +217,18 @@ def same_membership(kind: ItemKind, version_id: int) -> bool:
 def replace_in_head(kind: ItemKind, head_id: int) -> None:
     """HEAD holds the file's row of every item in the file; other items stay as they were."""
     member = kind.member_column
-    held = _scalar(f"SELECT 1 FROM {kind.membership} WHERE repositoryversion_id = %s LIMIT 1", [head_id])
+    held = scalar(f"SELECT 1 FROM {kind.membership} WHERE repositoryversion_id = %s LIMIT 1", [head_id])
     if held:
         # Keyed by the membership's whole primary key, so the staged items drive the lookups: a
         # diff of a few items touches a few index entries, not every row HEAD holds.
-        _execute(
+        execute(
             f"DELETE FROM {kind.membership} WHERE (repositoryversion_id, {member}) IN ("
             f" SELECT %s, t.id FROM {kind.table} AS t JOIN {kind.staging} AS st "
             f" ON t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
             f" WHERE t.id NOT IN (SELECT row_id FROM {kind.staging}))",
             [head_id],
         )
-    _execute(
+    execute(
         f"INSERT INTO {kind.membership} (repositoryversion_id, {member}) "
         f"SELECT DISTINCT %s, st.row_id FROM {kind.staging} AS st WHERE NOT EXISTS ("
         f" SELECT 1 FROM {kind.membership} AS m WHERE m.repositoryversion_id = %s AND m.{member} = st.row_id) "
@@ -248,7 +248,7 @@ def counts(kind: ItemKind) -> tuple[int, int]:
 def newest_updated_on(kinds: tuple[ItemKind, ...]) -> datetime | None:
     found = []
     for kind in kinds:
-        value = _scalar(f"SELECT MAX(updated_on) FROM {kind.staging}")
+        value = scalar(f"SELECT MAX(updated_on) FROM {kind.staging}")
         if isinstance(value, str):  # SQLite answers text for a computed column
             value = parse_datetime(value)
         if value is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 
 from repos.importers.errors import ImportFileError
+from repos.importers.merge import execute, scalar
 from repos.models import Repository
 from repos.representation.items import ItemKind
 
@@ -42,18 +43,6 @@ _SOURCE_URL = (
 )
 
 
-def _execute(sql: str, params: list | tuple = ()) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def _scalar(sql: str, params: list | tuple = ()) -> object:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()[0]
-
-
 def remove_from_head(kind: ItemKind, head_id: int, condition: str, params: list, now: datetime) -> int:
     """Take HEAD's rows of ``kind`` whose item ``i`` meets ``condition`` out of HEAD; how many.
 
@@ -63,12 +52,12 @@ def remove_from_head(kind: ItemKind, head_id: int, condition: str, params: list,
         f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
         f"WHERE m.repositoryversion_id = %s AND ({condition})"
     )
-    _execute(
+    execute(
         f"DELETE FROM repos_headremoval WHERE head_id = %s AND kind = %s AND EXISTS ("
         f" SELECT 1 {picked} AND i.source_id = repos_headremoval.source_id AND i.mnemonic = repos_headremoval.mnemonic)",
         [head_id, kind.key, head_id, *params],
     )
-    _execute(
+    execute(
         "INSERT INTO repos_headremoval (head_id, kind, source_id, mnemonic, url, version_url, removed_on) "
         f"SELECT %s, %s, i.source_id, i.mnemonic, {_SOURCE_URL} || %s || i.mnemonic || '/', "
         f"{_SOURCE_URL} || %s || i.mnemonic || '/' || i.uuid || '/', %s "
@@ -78,7 +67,7 @@ def remove_from_head(kind: ItemKind, head_id: int, condition: str, params: list,
         f"WHERE m.repositoryversion_id = %s AND ({condition})",
         [head_id, kind.key, f"{kind.key}/", f"{kind.key}/", now, head_id, *params],
     )
-    return _execute(
+    return execute(
         f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN (SELECT i.id {picked})",
         [head_id, head_id, *params],
     )
@@ -89,8 +78,8 @@ def keep_only_staged(kind: ItemKind, head_id: int, now: datetime) -> int:
     # The merge has put every staged row into HEAD: when it holds as many rows, it holds nothing
     # else. Two counts (an index-only scan) skip the anti-joins, 0.7 s of an 11 s re-import of
     # 100,000 items, when a version removes nothing, as most do.
-    held = _scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [head_id])
-    if held == _scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}"):
+    held = scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [head_id])
+    if held == scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}"):
         return 0
     return remove_from_head(kind, head_id, f"i.id NOT IN (SELECT row_id FROM {kind.staging})", [], now)
 
@@ -127,8 +116,8 @@ class ListWriter:
     def __init__(self, array: str) -> None:
         self.array = array
         self.table = f"import_{array}"
-        _execute(f"DROP TABLE IF EXISTS {self.table}")
-        _execute(f"CREATE TEMPORARY TABLE {self.table} (kind varchar(16), source_id bigint, mnemonic varchar(255))")
+        execute(f"DROP TABLE IF EXISTS {self.table}")
+        execute(f"CREATE TEMPORARY TABLE {self.table} (kind varchar(16), source_id bigint, mnemonic varchar(255))")
         self.sources: dict[tuple[str, str, str], int | None] = {}
         self.batch: list[tuple[str, int, str]] = []
         self.count = 0
