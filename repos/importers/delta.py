@@ -23,9 +23,9 @@ from repos.deltas import count_held
 from repos.importers import loader
 from repos.importers.errors import ImportFileError
 from repos.importers.normalize import REPO_URL, plan_from_metadata
-from repos.importers.reader import DAMAGED, describe, open_export, read_metadata
+from repos.importers.reader import DAMAGED, describe, open_export, read_file_metadata
 from repos.importers.removals import remove_from_head
-from repos.importers.scanner import ScanLimitError, iter_items
+from repos.importers.scanner import iter_items
 from repos.importers.versions import VersionError, find_repository
 from repos.models import Repository, RepositoryVersion
 from repos.representation.items import CONCEPTS, KINDS, MAPPINGS, ItemKind
@@ -34,13 +34,7 @@ REMOVED = "import_removed_items"
 
 
 def read_delta_metadata(path: Path) -> dict[str, Any]:
-    with open_export(path) as stream:
-        try:
-            metadata = read_metadata(stream)
-        except ScanLimitError as exc:
-            raise ImportFileError(f"{path}: refused: {exc}") from exc
-        except DAMAGED as exc:
-            raise ImportFileError(f"{path}: damaged or truncated delta, in its header ({describe(exc)})") from exc
+    metadata = read_file_metadata(path, "damaged or truncated delta, in its header")
     header = metadata.get("delta")
     if not isinstance(header, dict) or not all(isinstance(header.get(end), dict) for end in ("from", "to")):
         raise ImportFileError(f'{path}: not a version delta (no "delta" object with "from" and "to")')

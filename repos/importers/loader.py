@@ -37,7 +37,7 @@ from repos.importers.normalize import (
     plan_from_metadata,
 )
 from repos.importers.owners import SourceResolver, ensure_repository
-from repos.importers.reader import DAMAGED, ITEM_ARRAYS, TRAILING_KEYS, describe, open_export, read_metadata
+from repos.importers.reader import DAMAGED, ITEM_ARRAYS, TRAILING_KEYS, describe, open_export, read_file_metadata
 from repos.importers.removals import (
     MEMBERS,
     REMOVED,
@@ -114,13 +114,7 @@ def import_file(
     """
     path = Path(path)
     started = time.monotonic()
-    with open_export(path) as stream:
-        try:
-            metadata = read_metadata(stream)
-        except ScanLimitError as exc:
-            raise ImportFileError(f"{path}: refused: {exc}") from exc
-        except DAMAGED as exc:
-            raise ImportFileError(f"{path}: damaged or truncated file, in its metadata ({describe(exc)})") from exc
+    metadata = read_file_metadata(path, "damaged or truncated file, in its metadata")
     if "delta" in metadata:
         # Its items are only what changed: imported whole, it would make a version of just them.
         raise ImportFileError(f"{path}: a version delta, not an export; apply it to its base version instead")

@@ -26,7 +26,7 @@ from typing import IO, Any
 from isal import igzip
 
 from repos.importers.errors import ImportFileError
-from repos.importers.scanner import ARRAY, VALUE, iter_items
+from repos.importers.scanner import ARRAY, VALUE, ScanLimitError, iter_items
 
 ITEM_ARRAYS = ("concepts", "mappings")
 # Metadata the second pass keeps when it follows the item arrays; anything else there is dropped.
@@ -112,3 +112,15 @@ def read_metadata(stream: IO[bytes]) -> dict[str, Any]:
         elif index == ARRAY and "type" in metadata:
             break
     return metadata
+
+
+def read_file_metadata(path: Path, damaged: str) -> dict[str, Any]:
+    """A file's metadata (:func:`read_metadata`), or an :class:`ImportFileError` that names the file
+    and says it was refused or, in ``damaged``'s words, where it broke."""
+    with open_export(path) as stream:
+        try:
+            return read_metadata(stream)
+        except ScanLimitError as exc:
+            raise ImportFileError(f"{path}: refused: {exc}") from exc
+        except DAMAGED as exc:
+            raise ImportFileError(f"{path}: {damaged} ({describe(exc)})") from exc
