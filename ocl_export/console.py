@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import ModelBackend
@@ -34,6 +35,7 @@ from rest_framework.exceptions import APIException
 
 from foundation.errors import json_404
 from repos.models import Repository
+from serving.scoped import ScopedMiddleware
 
 
 class StaffBackend(ModelBackend):
@@ -77,7 +79,34 @@ class ConsoleSite(admin.AdminSite):
 
 # django-rq's pages (inside the console) look a queue up by its place in RQ_QUEUES, and one that
 # is not there (/admin/django_rq/dashboard/queues/7/) raises IndexError: a 500 for a typo.
-RQ_PAGES = "/admin/django_rq/"
+CONSOLE = "/admin/"
+RQ_PAGES = CONSOLE + "django_rq/"
+
+
+class ConsoleMiddleware(ScopedMiddleware):
+    """The console's middleware, run for the console's requests alone: its pages and static files,
+    and any request carrying a session cookie (a logged-in admin may read and write the API with
+    its session; DRF's ``SessionAuthentication`` then needs the user these set, and checks CSRF
+    itself). An API client's request (a token or nothing, no session) skips all of it."""
+
+    chain = (
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "ocl_export.console.QueuePagesNotFoundMiddleware",
+    )
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        super().__init__(get_response)
+        self.paths = (CONSOLE, settings.STATIC_URL)
+
+    def applies(self, request: HttpRequest) -> bool:
+        return request.path_info.startswith(self.paths) or (
+            "HTTP_COOKIE" in request.META and settings.SESSION_COOKIE_NAME in request.COOKIES
+        )
 
 
 class QueuePagesNotFoundMiddleware:

@@ -144,7 +144,8 @@ class AnonymousReadThrottle(SharedRateThrottle):
     methods = READS
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
-        if "HTTP_AUTHORIZATION" in request.META or request.user.is_authenticated:
+        user = getattr(request, "user", None)  # set for a request carrying a session (ConsoleMiddleware)
+        if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
             return None
         return f"{self.scope}:{self.get_ident(request)}"
 

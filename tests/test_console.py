@@ -182,3 +182,20 @@ def test_no_answer_is_kept_for_a_request_that_carries_a_cookie(rf) -> None:
 
     assert cache_key(rf.get("/orgs/CIEL/sources/CIEL/")) is not None  # the factory's empty Cookie
     assert cache_key(rf.get("/orgs/CIEL/sources/CIEL/", HTTP_COOKIE="sessionid=abc")) is None
+
+
+def test_an_api_request_without_a_session_skips_the_consoles_middleware(client, staff, org, redis_conn) -> None:
+    ciel_v1(org)
+    plain = client.get("/orgs/CIEL/sources/CIEL/")
+    assert plain.status_code == 200
+    assert "X-Frame-Options" not in plain and "Cookie" not in plain.get("Vary", "") and not plain.cookies
+    client.force_login(staff)
+    logged_in = client.get("/orgs/CIEL/sources/CIEL/")
+    assert logged_in.status_code == 200
+    assert logged_in["X-Frame-Options"] == "DENY" and "Cookie" in logged_in["Vary"]
+
+
+def test_the_console_runs_its_middleware_for_its_own_pages_without_a_cookie(client) -> None:
+    login = client.get("/admin/login/")
+    assert login.status_code == 200 and login["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in login.cookies  # the login form's CSRF token
