@@ -43,33 +43,41 @@ _SOURCE_URL = (
 )
 
 
+LEAVING = "head_leaving"  # the rows one removal takes out of HEAD: (membership row, its item)
+
+
 def remove_from_head(kind: ItemKind, head_id: int, condition: str, params: list, now: datetime) -> int:
     """Take HEAD's rows of ``kind`` whose item ``i`` meets ``condition`` out of HEAD; how many.
 
-    Each removed item gets a tombstone stamped ``now`` (an earlier one of the same item goes)."""
+    Each removed item gets a tombstone stamped ``now`` (an earlier one of the same item goes).
+    ``condition`` is evaluated once, into a temporary table the three writes read: it is the
+    costly part (an anti-join over HEAD), and usually picks nothing, which ends it there."""
     member = kind.member_column
-    picked = (
-        f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
-        f"WHERE m.repositoryversion_id = %s AND ({condition})"
-    )
+    execute(f"DROP TABLE IF EXISTS {LEAVING}")
     execute(
-        f"DELETE FROM repos_headremoval WHERE head_id = %s AND kind = %s AND EXISTS ("
-        f" SELECT 1 {picked} AND i.source_id = repos_headremoval.source_id AND i.mnemonic = repos_headremoval.mnemonic)",
-        [head_id, kind.key, head_id, *params],
+        f"CREATE TEMPORARY TABLE {LEAVING} AS SELECT i.id, i.source_id, i.mnemonic, i.uuid "
+        f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
+        f"WHERE m.repositoryversion_id = %s AND ({condition})",
+        [head_id, *params],
+    )
+    if not scalar(f"SELECT EXISTS (SELECT 1 FROM {LEAVING})"):
+        return 0
+    execute(
+        f"DELETE FROM repos_headremoval WHERE head_id = %s AND kind = %s AND EXISTS (SELECT 1 FROM {LEAVING} AS i "
+        "WHERE i.source_id = repos_headremoval.source_id AND i.mnemonic = repos_headremoval.mnemonic)",
+        [head_id, kind.key],
     )
     execute(
         "INSERT INTO repos_headremoval (head_id, kind, source_id, mnemonic, url, version_url, removed_on) "
         f"SELECT %s, %s, i.source_id, i.mnemonic, {_SOURCE_URL} || %s || i.mnemonic || '/', "
         f"{_SOURCE_URL} || %s || i.mnemonic || '/' || i.uuid || '/', %s "
-        f"FROM {kind.membership} AS m JOIN {kind.table} AS i ON i.id = m.{member} "
-        "JOIN repos_repository AS r ON r.id = i.source_id "
-        "LEFT JOIN repos_organization AS o ON o.id = r.owner_org_id LEFT JOIN auth_user AS u ON u.id = r.owner_user_id "
-        f"WHERE m.repositoryversion_id = %s AND ({condition})",
-        [head_id, kind.key, f"{kind.key}/", f"{kind.key}/", now, head_id, *params],
+        f"FROM {LEAVING} AS i JOIN repos_repository AS r ON r.id = i.source_id "
+        "LEFT JOIN repos_organization AS o ON o.id = r.owner_org_id LEFT JOIN auth_user AS u ON u.id = r.owner_user_id",
+        [head_id, kind.key, f"{kind.key}/", f"{kind.key}/", now],
     )
     return execute(
-        f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN (SELECT i.id {picked})",
-        [head_id, head_id, *params],
+        f"DELETE FROM {kind.membership} WHERE repositoryversion_id = %s AND {member} IN (SELECT id FROM {LEAVING})",
+        [head_id],
     )
 
 
