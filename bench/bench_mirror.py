@@ -98,8 +98,31 @@ def export_ready(stack: LiveStack, repo: str, version: str, token: str) -> None:
     )
 
 
-def sync_reports(mirror: LiveStack) -> dict[str, dict[str, Any]]:
-    """Run every subscription of ``mirror`` once; their reports by repository path."""
+BUSY = """
+from rq.registry import StartedJobRegistry
+from jobqueue.queue import work_queue
+queue = work_queue()
+print(queue.count + StartedJobRegistry(queue=queue).count)
+"""
+
+
+def settled(*stacks: LiveStack) -> None:
+    """Wait until no stack's worker has a job queued or running: an earlier step's deferred work
+    (its checksums, its export) would otherwise share the machine with the step being timed, and
+    a release reaches a mirror that has long finished the one before."""
+    for stack in stacks:
+        wait_until(
+            lambda stack=stack: int(stack.shell(BUSY).strip().splitlines()[-1]) == 0,
+            timeout=1200,
+            step=1,
+            what=f"{stack.name}'s worker to finish its jobs",
+        )
+
+
+def sync_reports(mirror: LiveStack, *others: LiveStack) -> dict[str, dict[str, Any]]:
+    """Run every subscription of ``mirror`` once, once every stack is settled; their reports by
+    repository path."""
+    settled(mirror, *others)
     started = time.monotonic()
     mirror.manage("sync", "--all", "--quiet", timeout=3600)
     wall = time.monotonic() - started
@@ -221,9 +244,9 @@ def scenario(name: str, source: Path, repo: str, share: float, moto: str, scratc
         delta_ready(upstream, repo, "v2", "v1", token, scratch)
         expected = upstream_sha256(upstream, repo, "v2", token, scratch)
         print(f"  ({changed:,} items changed upstream; its export of v2 has sha256 {expected})")
-        taken_whole = sync_reports(whole)[repo]
+        taken_whole = sync_reports(whole, upstream, delta)[repo]
         describe("whole", taken_whole)
-        reports = sync_reports(delta)
+        reports = sync_reports(delta, upstream, whole)
         describe("delta", reports[repo])
         by_whole, by_delta = version_step(taken_whole, "v2"), version_step(reports[repo], "v2")
         assert (by_whole["route"], by_delta["route"]) == ("whole", "delta"), (by_whole, by_delta)
