@@ -5,6 +5,7 @@ Every pattern accepts its path with and without the trailing slash (APPEND_SLASH
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
@@ -36,6 +37,7 @@ urlpatterns = [
     # the admin console for staff (ocl_export/console.py); django-rq's queue pages live inside it
     # (/admin/django_rq/dashboard/). Its URLs end with a slash, as the admin's own links do.
     path("admin/", admin.site.urls),
+    path("admin", RedirectView.as_view(url="/admin/")),  # typed by hand; APPEND_SLASH is off
     # export routes first: ".../:version/export/" must not be read as a concept path
     path("", include("ocl_export.export_urls")),
     path("", include("repos.urls")),

@@ -119,6 +119,7 @@ class Repository(models.Model):
     objects = RepositoryQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "repositories"
         constraints = [
             models.CheckConstraint(
                 condition=(

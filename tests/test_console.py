@@ -199,3 +199,8 @@ def test_the_console_runs_its_middleware_for_its_own_pages_without_a_cookie(clie
     login = client.get("/admin/login/")
     assert login.status_code == 200 and login["X-Frame-Options"] == "DENY"
     assert "csrftoken" in login.cookies  # the login form's CSRF token
+
+
+def test_the_console_without_its_slash_redirects_to_it(client) -> None:
+    answer = client.get("/admin")
+    assert answer.status_code == 302 and answer["Location"] == "/admin/"
