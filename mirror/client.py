@@ -55,7 +55,8 @@ logger = logging.getLogger(__name__)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 TEMPORARY = frozenset({408, 425, 429, 500, 502, 503, 504})
 WAITING = frozenset({204, 208})
-DEFAULT_WAIT = 5  # seconds between polls when the server sends no Retry-After
+DEFAULT_WAIT = 5  # seconds between polls when the server sends no Retry-After (at most; see poll_wait)
+FIRST_POLL = 0.25  # the first of those pauses, doubling up to DEFAULT_WAIT
 MAX_WAIT = 300
 MAX_POSTS = 2  # a failed upstream export may be asked for once more
 CHUNK = 1 << 20
@@ -113,6 +114,16 @@ def announced_sha256(response: requests.Response) -> str | None:
 def iso_z(value: datetime) -> str:
     """An instant as updatedSince wants it: ISO 8601 in UTC with a Z."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def poll_wait(response: requests.Response, polls: int) -> float:
+    """How long to wait before asking again about something under way, after ``polls`` waits: the
+    server's ``Retry-After``, else a pause that doubles from FIRST_POLL up to DEFAULT_WAIT (OCL v2
+    says nothing): a small export is picked up within a second, a long one is asked about every
+    DEFAULT_WAIT seconds, a handful of requests more in all."""
+    if "Retry-After" in response.headers:
+        return retry_after(response)
+    return min(DEFAULT_WAIT, FIRST_POLL * 2**polls)
 
 
 def retry_after(response: requests.Response) -> float:
@@ -201,7 +212,7 @@ class Upstream:
         """Download ``version``'s export into ``directory``, asking for one when there is none."""
         url = f"{self.repo_url}{version}/export/"
         deadline = time.monotonic() + self.export_wait
-        posts = 0
+        posts = polls = 0
         while True:
             response = self._request("GET", url, allow_redirects=False, stream=True)
             status = response.status_code
@@ -232,9 +243,11 @@ class Upstream:
                 if found is not None:
                     return found
                 continue  # the next GET tells how long the new job wants
-            if time.monotonic() + retry_after(response) > deadline:
+            pause = poll_wait(response, polls)
+            if time.monotonic() + pause > deadline:
                 raise UpstreamUnavailable(f"{url}: the export was not ready within {self.export_wait:.0f} s")
-            self.sleep(retry_after(response))
+            self.sleep(pause)
+            polls += 1
 
     def _ask_for_export(self, url: str, directory: Path, version: str) -> Download | None:
         """POST the export; a download when it turns out to exist, None when it is now under way."""
@@ -263,7 +276,7 @@ class Upstream:
         url = f"{self.repo_url}{version}/export/delta/?{urlencode({'from': base})}"
         stem = f"{version}-delta-{base}"
         deadline = time.monotonic() + self.export_wait
-        failed = 0
+        failed = polls = 0
         no_delta = frozenset({400, 404})
         while True:
             response = self._request("GET", url, no_delta, allow_redirects=False, stream=True)
@@ -278,7 +291,7 @@ class Upstream:
                 )
             if status not in WAITING:
                 raise UpstreamError(f"GET {url}: unexpected status {status}")
-            pause = retry_after(response)
+            pause = poll_wait(response, polls)
             if response.headers.get("X-Export-State", "none" if status == 204 else "processing") in ("none", "failed"):
                 if response.headers.get("X-Export-State") == "failed":
                     failed += 1
@@ -294,10 +307,11 @@ class Upstream:
                 if asked.status_code not in (200, 201, 202, 208, 409):
                     raise UpstreamError(f"POST {url}: unexpected status {asked.status_code}")
                 # 202: queued, the next GET says how long; 409/208: B's full export comes first.
-                pause = DEFAULT_WAIT if asked.status_code in (208, 409) else 0.1
+                pause = poll_wait(asked, polls) if asked.status_code in (208, 409) else 0.1
             if time.monotonic() + pause > deadline:
                 raise UpstreamUnavailable(f"{url}: the delta was not ready within {self.export_wait:.0f} s")
             self.sleep(pause)
+            polls += 1
 
     def _download(self, url: str, directory: Path, stem: str, announced: str | None = None) -> Download:
         # Redirects from here on lead to the file (a one-use link, then storage): follow them.

@@ -90,7 +90,7 @@ def test_it_waits_on_208_and_takes_a_v2_redirect_to_storage_without_the_token(tm
                 f"GET {REPO}v1/export/": [
                     Answer(204),
                     Answer(208, headers={"Retry-After": "1"}),
-                    Answer(208),
+                    *[Answer(208)] * 5,
                     Answer(302, headers={"Location": f"{storage_base}/bucket/CIEL_v1.zip?X-Amz-Signature=x"}),
                 ],
                 f"POST {REPO}v1/export/": [Answer(202, b"{}", JSON)],
@@ -101,7 +101,8 @@ def test_it_waits_on_208_and_takes_a_v2_redirect_to_storage_without_the_token(tm
             download = upstream(base, sleeps=sleeps).fetch_export("v1", tmp_path)
 
     assert (download.kind, download.path.read_bytes()) == ("zip", archive)
-    assert sleeps == [1.0, 5.0]  # Retry-After when given, the client's default otherwise
+    # Retry-After when given; otherwise a pause doubling from a quarter second up to five
+    assert sleeps == [1.0, 0.5, 1.0, 2.0, 4.0, 5.0]
     assert "Authorization" not in storage.seen[0][2]  # another host: the token stays home
 
 
