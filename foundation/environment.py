@@ -48,6 +48,22 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float | None) -> float | None:
+    """A positive number; set but empty means none (the other side's own default)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from exc
+    if not value > 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0, not {raw!r}")
+    return value
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name) or default
     if value not in choices:

@@ -16,7 +16,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from foundation.environment import VAR_DIR, env_base_url, env_bool, env_int, env_list, env_str
+from foundation.environment import VAR_DIR, env_base_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -124,10 +124,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # without their included columns. They only serve PostgreSQL's index-only size sums; the
     # embedded mode sums from the table, correctly, a little slower. Nothing to act on.
     SILENCED_SYSTEM_CHECKS += ["models.W040"]
-elif "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("DATABASE_NO_PARALLEL_QUERY", True):
-    # Exports and limit=0 reads run thousands of short keyset batches; a parallel plan spends
-    # ~10 ms starting workers for each (5x the batch itself) and loses the merge join.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c max_parallel_workers_per_gather=0"
+elif "postgresql" in DATABASES["default"]["ENGINE"]:
+    session = []
+    if env_bool("DATABASE_NO_PARALLEL_QUERY", True):
+        # Exports and limit=0 reads run thousands of short keyset batches; a parallel plan spends
+        # ~10 ms starting workers for each (5x the batch itself) and loses the merge join.
+        session.append("-c max_parallel_workers_per_gather=0")
+    if random_page_cost := env_float("DATABASE_RANDOM_PAGE_COST", 1.1):
+        # PostgreSQL's default (4) prices a page read off an index as a spinning disk's seek. A
+        # version written moments ago (its rows not yet marked all-visible) then looked cheaper to
+        # hash and sort than to walk in index order: its first export sorted 91 MB in the server
+        # and took twice as long, and a delta's small merges scanned whole item tables.
+        session.append(f"-c random_page_cost={random_page_cost}")
+    if session:
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = " ".join(session)
 # The hot lookups' statements are prepared once per connection (repos/joined_rows.py says why);
 # False behind a transaction-mode pooler that cannot carry prepared statements.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
