@@ -143,8 +143,16 @@ def describe(label: str, report: dict[str, Any]) -> None:
         print(
             f"  {label:12} {name + route:24} {step['items']:>8,} items {step['applied']:>8,} applied "
             f"{step['bytes']:>12,} bytes {step['seconds']:>7.2f} s"
-            + (f" (of which the sha256 proof {step['check_seconds']:.2f} s)" if step.get("check_seconds") else "")
+            + (
+                f" (download {step.get('fetch_seconds', 0):.2f} s, sha256 proof {step['check_seconds']:.2f} s)"
+                if step.get("check_seconds")
+                else ""
+            )
         )
+        if step.get("phases"):
+            print(
+                f"  {'':12} (import: {', '.join(f'{name} {seconds:.2f}' for name, seconds in step['phases'].items())})"
+            )
         if step.get("refused"):
             print(f"  {'':12} (delta refused: {step['refused']})")
     print(

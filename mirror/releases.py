@@ -59,6 +59,7 @@ class Taken:
     checked: str | None  # the sha256 the mirror's export was proven to have (None: nothing announced)
     refused: str | None = None  # why the delta was not taken, when one was tried
     check_seconds: float = 0.0  # of the step's time, what making the sha256 proof took
+    fetch_seconds: float = 0.0  # of the step's time, the download of what was taken
 
 
 def take_release(
@@ -70,8 +71,9 @@ def take_release(
         started = time.monotonic()
         try:
             download, attempts = retrying(lambda: upstream.fetch_delta(version, base, directory))
+            fetched = time.monotonic() - started
             summary, checked, seconds = apply_checked_delta(download.path)
-            return Taken(download, summary, attempts, DELTA, checked, check_seconds=seconds)
+            return Taken(download, summary, attempts, DELTA, checked, check_seconds=seconds, fetch_seconds=fetched)
         except NoDelta as exc:
             refused = f"no delta: {exc}"
         except Damaged as exc:
@@ -81,9 +83,11 @@ def take_release(
         logger.info(
             "%s: taking %s whole after %.1f s (%s)", upstream.repo_url, version, time.monotonic() - started, refused
         )
+    started = time.monotonic()
     download, attempts = retrying(lambda: upstream.fetch_export(version, directory))
+    fetched = time.monotonic() - started
     summary, checked, seconds = import_checked(download, version)
-    return Taken(download, summary, attempts, WHOLE, checked, refused, seconds)
+    return Taken(download, summary, attempts, WHOLE, checked, refused, seconds, fetched)
 
 
 def apply_checked_delta(path: Path) -> tuple[ImportSummary, str, float]:

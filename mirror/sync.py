@@ -62,6 +62,8 @@ class Step:
     checked: str | None = None  # the sha256 the version's export here was proven to have
     refused: str | None = None  # why a delta was not taken, when one was tried
     check_seconds: float = 0.0  # of ``seconds``, the sha256 proof's
+    fetch_seconds: float = 0.0  # of ``seconds``, the download's (with its retries and waits)
+    phases: dict[str, float] = field(default_factory=dict)  # of ``seconds``, the import's own phases
 
 
 @dataclass
@@ -233,7 +235,8 @@ def _release_step(
     applied = summary.new_concepts + summary.new_mappings
     step = Step(version, taken.download.size, summary.items, applied, taken.attempts, time.monotonic() - started)
     step.route, step.checked, step.refused = taken.route, taken.checked, taken.refused
-    step.check_seconds = taken.check_seconds
+    step.check_seconds, step.fetch_seconds = taken.check_seconds, taken.fetch_seconds
+    step.phases = {name: round(seconds, 3) for name, seconds in summary.phases.items()}
     return step, summary
 
 

@@ -159,12 +159,20 @@ def _copy_rendered(kind: ItemKind, columns: str, render: Renderer, batch_size: i
     return inserted
 
 
+def not_staged(kind: ItemKind, column: str) -> str:
+    """The condition "row ``column`` is none of the staged rows". An anti-join, not ``NOT IN``:
+    PostgreSQL guesses that ``NOT IN (subquery)`` keeps half the table and then scans all of it,
+    where the anti-join lets a diff of a few hundred items drive a few index lookups (0.26 s ->
+    0.03 s for a delta's 751 mappings against 83,000)."""
+    return f"NOT EXISTS (SELECT 1 FROM {kind.staging} AS staged WHERE staged.row_id = {column})"
+
+
 def flip_latest_for_source(kind: ItemKind) -> None:
     """A source import makes the file's rows the latest of their items, and no other row."""
     execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = false FROM {kind.staging} AS st "
         f"WHERE t.source_id = st.source_id AND t.mnemonic = st.mnemonic AND t.is_latest_version "
-        f"AND t.id NOT IN (SELECT row_id FROM {kind.staging})"
+        f"AND {not_staged(kind, 't.id')}"
     )
     execute(
         f"UPDATE {kind.table} AS t SET is_latest_version = st.is_latest_version FROM {kind.staging} AS st "
@@ -225,7 +233,7 @@ def replace_in_head(kind: ItemKind, head_id: int) -> None:
             f"DELETE FROM {kind.membership} WHERE (repositoryversion_id, {member}) IN ("
             f" SELECT %s, t.id FROM {kind.table} AS t JOIN {kind.staging} AS st "
             f" ON t.source_id = st.source_id AND t.mnemonic = st.mnemonic "
-            f" WHERE t.id NOT IN (SELECT row_id FROM {kind.staging}))",
+            f" WHERE {not_staged(kind, 't.id')})",
             [head_id],
         )
     execute(

@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection
 
 from repos.importers.errors import ImportFileError
-from repos.importers.merge import execute, scalar
+from repos.importers.merge import execute, not_staged, scalar
 from repos.models import Repository
 from repos.representation.items import ItemKind
 
@@ -104,17 +104,17 @@ def keep_only_staged(kind: ItemKind, head_id: int, now: datetime) -> int:
     held = scalar(f"SELECT COUNT(*) FROM {kind.membership} WHERE repositoryversion_id = %s", [head_id])
     if held == scalar(f"SELECT COUNT(DISTINCT row_id) FROM {kind.staging}"):
         return 0
-    return remove_from_head(kind, head_id, f"i.id NOT IN (SELECT row_id FROM {kind.staging})", [], now)
+    return remove_from_head(kind, head_id, not_staged(kind, "i.id"), [], now)
 
 
 def remove_listed(kind: ItemKind, head_id: int, now: datetime) -> int:
     """A diff's removed items of ``kind`` leave HEAD, unless the diff also delivers them."""
-    return remove_from_head(kind, head_id, f"{_listed(REMOVED)} AND {_not_staged(kind)}", [kind.key], now)
+    return remove_from_head(kind, head_id, f"{_listed(REMOVED)} AND {not_staged(kind, 'i.id')}", [kind.key], now)
 
 
 def remove_unlisted(kind: ItemKind, head_id: int, now: datetime) -> int:
     """HEAD's items of ``kind`` that a diff's members list does not name (nor the diff deliver) leave it."""
-    return remove_from_head(kind, head_id, f"NOT {_listed(MEMBERS)} AND {_not_staged(kind)}", [kind.key], now)
+    return remove_from_head(kind, head_id, f"NOT {_listed(MEMBERS)} AND {not_staged(kind, 'i.id')}", [kind.key], now)
 
 
 def _listed(array: str) -> str:
@@ -122,10 +122,6 @@ def _listed(array: str) -> str:
         f"EXISTS (SELECT 1 FROM import_{array} AS listed WHERE listed.kind = %s "
         "AND listed.source_id = i.source_id AND listed.mnemonic = i.mnemonic)"
     )
-
-
-def _not_staged(kind: ItemKind) -> str:
-    return f"i.id NOT IN (SELECT row_id FROM {kind.staging})"
 
 
 class ListWriter:
