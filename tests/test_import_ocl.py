@@ -422,3 +422,19 @@ def test_a_later_import_refuses_a_file_that_lists_an_item_twice(tmp_path: Path) 
     ):
         import_file(with_repeated_concept(tmp_path, data, "DemoSource_v1.1.20230601000000.json"))
     assert database_state() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_leaves_postgresql_knowing_the_sizes_of_the_tables_it_grew(monkeypatch) -> None:
+    from repos.importers import loader
+
+    def planned_rows(table: str) -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+            return cursor.fetchone()[0]
+
+    monkeypatch.setattr(loader, "ANALYZE_AFTER_ITEMS", 1000)  # the CIEL subset's 6,843 items count as large
+    import_file(CIEL)
+    assert planned_rows("repos_mappingversion") == MappingVersion.objects.count() == 4897
+    assert planned_rows("repos_conceptversion") == ConceptVersion.objects.count() == 1946
+    assert planned_rows("repos_version_mappings") == 2 * 4897  # the version's rows and HEAD's

@@ -12,7 +12,6 @@ subscriber checks that against the delta's ``to.export.sha256``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from django.utils import timezone
 from repos.deltas import count_held
 from repos.importers import loader
 from repos.importers.errors import ImportFileError
-from repos.importers.merge import execute
 from repos.importers.normalize import REPO_URL, plan_from_metadata
 from repos.importers.reader import DAMAGED, describe, open_export, read_file_metadata
 from repos.importers.removals import remove_from_head
@@ -77,7 +75,10 @@ def apply_delta(path: str | Path, *, quiet: bool = True, batch_size: int | None 
         _stage_removed(path, repository)
         for kind in KINDS.values():
             carry_over(kind, base.pk, created.pk)
-        learn_sizes(KINDS.values())
+        # PostgreSQL takes a version it has not seen for one row: the statements that read B next
+        # (HEAD's removals, the proof's sizes) then looped over all of it once per row, minutes
+        # on a mirror holding few versions. Its statistics learn B's rows (this transaction's).
+        loader.analyze(kind.membership for kind in KINDS.values())
         held = _held(created)
         if loader._is_newest(created):
             # As a whole import of the newest version does: HEAD keeps no item B does not hold.
@@ -173,16 +174,6 @@ def _source_id(url: str) -> int | None:
         return find_repository(url).pk
     except VersionError:
         return None
-
-
-def learn_sizes(kinds: Iterable[ItemKind]) -> None:
-    """Refresh PostgreSQL's statistics of the membership tables, the new version's rows included
-    (ANALYZE counts the rows its own transaction wrote). Without it the planner takes a version
-    it has not seen for one row, and the statements that read B next (HEAD's removals, the
-    export's sizes) pick plans that loop over all of it once per row: minutes, not a second, on a
-    mirror holding few versions. A sample of each table: tens of milliseconds."""
-    if connection.vendor == "postgresql":
-        execute(f"ANALYZE {', '.join(kind.membership for kind in kinds)}")
 
 
 def carry_over(kind: ItemKind, base_id: int, version_id: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,10 +126,33 @@ def import_file(
         raise ImportFileError(f"{path}: bad metadata ({exc})") from exc
     with transaction.atomic():
         summary = _load(path, plan, version, quiet, batch_size or settings.IMPORT_BATCH_SIZE, partial)
+        if summary.status != UNCHANGED and summary.concepts + summary.mappings >= ANALYZE_AFTER_ITEMS:
+            transaction.on_commit(learn_table_sizes)
         committing = time.monotonic()
     summary.phases["commit"] = time.monotonic() - committing
     summary.seconds = time.monotonic() - started
     return summary
+
+
+# An import of this many items refreshes PostgreSQL's statistics of the item and membership tables
+# once it has committed (learn_table_sizes).
+ANALYZE_AFTER_ITEMS = 10_000
+
+
+def analyze(tables: Iterable[str]) -> None:
+    """Refresh PostgreSQL's statistics of ``tables`` (a sample of each: tens of milliseconds at
+    100,000 rows). Inside a transaction they count the rows it has written."""
+    if connection.vendor == "postgresql":
+        merge.execute(f"ANALYZE {', '.join(tables)}")
+
+
+def learn_table_sizes() -> None:
+    """ANALYZE the tables a large import grew. Until autovacuum gets to them (a minute or more
+    later) PostgreSQL plans with the sizes it knew before: a new mirror's first import left it
+    with none, and the export queued at once, or the next release's small merges, hashed and
+    scanned whole tables where a few index lookups would do (0.42 s instead of 0.03 s for one
+    statement at 100,000 items)."""
+    analyze(name for kind in KINDS.values() for name in (kind.table, kind.membership))
 
 
 class Phases(dict):
