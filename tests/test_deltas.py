@@ -283,3 +283,16 @@ def test_a_delta_without_its_base_version_is_refused(upstream_source, tmp_path) 
     RepositoryVersion.objects.filter(pk__in=[older.pk, newer.pk]).delete()
     with pytest.raises(ImportFileError, match="starts from version"):
         apply_delta(delta)
+
+
+def test_a_delta_whose_version_lost_its_newest_items_is_stamped_with_the_newest_it_holds(db, tmp_path) -> None:
+    older = version_at(CIEL_URL, import_file(CIEL).version)
+    body = body_of(older)
+    newest = max(item["updated_on"] for kind in ("concepts", "mappings") for item in body[kind])
+    kept = {kind: [item for item in body[kind] if item["updated_on"] != newest] for kind in ("concepts", "mappings")}
+    assert 0 < len(kept["concepts"]) + len(kept["mappings"]) < len(body["concepts"]) + len(body["mappings"])
+    newer = version_at(CIEL_URL, import_file(next_version(older, "v-without-the-newest", kept, tmp_path)).version)
+    assert newer.get_last_updated() < older.get_last_updated()
+
+    upstream, here = mirrored(older, newer, tmp_path, "tgz")
+    assert here == upstream  # the archive's name and mtime are the version's newest instant

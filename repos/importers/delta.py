@@ -12,6 +12,7 @@ subscriber checks that against the delta's ``to.export.sha256``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from repos.deltas import count_held
-from repos.importers import loader
+from repos.importers import loader, merge
 from repos.importers.errors import ImportFileError
 from repos.importers.normalize import REPO_URL, plan_from_metadata
 from repos.importers.reader import DAMAGED, describe, open_export, read_file_metadata
@@ -71,7 +72,7 @@ def apply_delta(path: str | Path, *, quiet: bool = True, batch_size: int | None 
             raise ImportFileError(f"{path}: version {target!r} of {repository.url} exists with other content")
         return loader.ImportSummary(str(path), repository.url, target, loader.UNCHANGED)
 
-    def fill(created: RepositoryVersion) -> None:
+    def fill(created: RepositoryVersion) -> datetime | None:
         _stage_removed(path, repository)
         for kind in KINDS.values():
             carry_over(kind, base.pk, created.pk)
@@ -97,6 +98,7 @@ def apply_delta(path: str | Path, *, quiet: bool = True, batch_size: int | None 
                 f"{path}: applied to {base.version!r} here, the delta gives {held} where "
                 f"{target!r} holds {_expected(path, header)} (concepts, mappings): not a delta from this version"
             )
+        return newest_held(base, created)
 
     with transaction.atomic():
         summary = loader._load(path, plan, None, quiet, batch_size or settings.IMPORT_BATCH_SIZE, fill=fill)
@@ -120,6 +122,26 @@ def _held_by_item(kind: ItemKind) -> str:
         f"EXISTS (SELECT 1 FROM {kind.table} j JOIN {kind.membership} b ON b.{kind.member_column} = j.id "
         "WHERE j.source_id = i.source_id AND j.mnemonic = i.mnemonic AND b.repositoryversion_id = %s)"
     )
+
+
+def newest_held(base: RepositoryVersion, created: RepositoryVersion) -> datetime | None:
+    """B's newest item's ``updated_on`` without reading all of B (two MAX joins over 100,000
+    rows took 0.2-0.4 s of a delta's second): A's newest instant, when an item of B still has it
+    (looked up by the ``updated_on`` index), or a newer one the delta brought. None when A's newest
+    items all left, or A's instant is not an item's: then it is computed the long way."""
+    held_before = base.get_last_updated()
+    still_held = any(
+        merge.scalar(
+            f"SELECT 1 FROM {kind.table} i JOIN {kind.membership} b ON b.{kind.member_column} = i.id "
+            "WHERE i.updated_on = %s AND b.repositoryversion_id = %s LIMIT 1",
+            [held_before, created.pk],
+        )
+        for kind in KINDS.values()
+    )
+    if not still_held:
+        return None
+    brought = merge.newest_updated_on(tuple(KINDS.values()))
+    return max(held_before, brought) if brought is not None else held_before
 
 
 def _expected(path: Path, header: dict[str, Any]) -> tuple[int, int]:

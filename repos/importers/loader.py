@@ -194,12 +194,13 @@ def _load(
     quiet: bool,
     batch_size: int,
     partial: bool = False,
-    fill: Callable[[RepositoryVersion], None] | None = None,
+    fill: Callable[[RepositoryVersion], datetime | None] | None = None,
 ) -> ImportSummary:
     """The import in its transaction. ``partial``: the same load, whose HEAD rule (the file's
     rows replace their items' rows, other items stay) is already what applying changes means,
     and no version is named or written. ``fill`` (a delta, see ``repos.importers.delta``) gives
-    the new version its membership instead of "exactly the file's rows"."""
+    the new version its membership instead of "exactly the file's rows", and its newest item's
+    ``updated_on`` when it knows it (else it is computed)."""
     phases = Phases()
     removals = 0
     _tune_session()
@@ -444,7 +445,7 @@ def _write_version(
     plan: RepoPlan,
     version_id: str,
     written: Written | None,
-    fill: Callable[[RepositoryVersion], None] | None = None,
+    fill: Callable[[RepositoryVersion], datetime | None] | None = None,
 ) -> tuple[str, int]:
     """The named version of the file: created with the file's rows, or found holding exactly them;
     (the status, how many items left HEAD).
@@ -478,8 +479,7 @@ def _write_version(
         **fields,
     )
     if fill is not None:
-        fill(created)
-        created.last_updated = created.compute_last_updated()
+        created.last_updated = fill(created) or created.compute_last_updated()
     elif written is not None:
         copy_membership(head, created)
         created.last_updated = written.newest or created.updated_on
