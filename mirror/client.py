@@ -206,6 +206,18 @@ class Upstream:
         ids = [str(v["id"]) for v in found if isinstance(v, dict) and v.get("released") and v.get("id") != "HEAD"]
         return list(reversed(ids))
 
+    def version_checksums(self) -> dict[str, dict[str, Any]]:
+        """Every version's ``checksums`` as the upstream states them (``versions/?checksums=true``),
+        by version id, HEAD included; empty when it states none."""
+        found = self._json(f"{self.repo_url}versions/?limit=1000&checksums=true")
+        if isinstance(found, dict):  # a paginated answer
+            found = found.get("results") or []
+        if not isinstance(found, list):
+            raise UpstreamError(f"{self.repo_url}versions/ did not answer a list of versions")
+        return {
+            str(v["id"]): v["checksums"] for v in found if isinstance(v, dict) and isinstance(v.get("checksums"), dict)
+        }
+
     # --- an export --------------------------------------------------------------------------
 
     def fetch_export(self, version: str, directory: Path, create: bool = True) -> Download:

@@ -133,11 +133,12 @@ def _copy_entries(kind: ItemKind, version: RepositoryVersion) -> Iterator[bytes]
             comma = b","
 
 
-def version_checksums(version: RepositoryVersion) -> dict[str, str | None]:
+def version_checksums(version: RepositoryVersion, recompute: bool = False) -> dict[str, str | None]:
     """The version's checksums: its items' combined (:func:`repos.checksums.combined`), concepts
     and mappings together; None for an empty version. Stored on a named version the first time
-    (its items never change); HEAD's are computed on every call."""
-    if not version.is_head and version.checksum_standard is not None:
+    (its items never change); HEAD's are computed on every call, and so are any version's with
+    ``recompute`` (what ``manage.py verify`` asks: the rows as they are now, not a stored figure)."""
+    if not recompute and not version.is_head and version.checksum_standard is not None:
         return as_dict(version.checksum_standard, version.checksum_smart)
     standards: list[str] = []
     smarts: list[str] = []
@@ -146,7 +147,7 @@ def version_checksums(version: RepositoryVersion) -> dict[str, str | None]:
             standards += [row[3] for row in rows]
             smarts += [row[4] for row in rows]
     standard, smart = combined(standards), combined(smarts)
-    if not version.is_head and standard is not None:
+    if not recompute and not version.is_head and standard is not None:
         RepositoryVersion.objects.filter(pk=version.pk).update(checksum_standard=standard, checksum_smart=smart)
         version.checksum_standard, version.checksum_smart = standard, smart
     return as_dict(standard, smart)

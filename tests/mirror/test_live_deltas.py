@@ -121,9 +121,9 @@ def access_paths(stack: LiveStack) -> list[str]:
     return paths
 
 
-def verify_exit(subscription: Subscription, capsys) -> tuple[int, str]:
+def verify_exit(subscription: Subscription, capsys, *options: str) -> tuple[int, str]:
     try:
-        call_command("verify", str(subscription.pk))
+        call_command("verify", str(subscription.pk), *options)
         code = 0
     except SystemExit as exc:
         code = int(exc.code)
@@ -214,10 +214,14 @@ def test_a_release_reaches_a_mirror_and_its_mirror_as_a_delta_proven_by_sha256(
         assert verified.returncode == 0, verified.stdout + verified.stderr
     code, out = verify_exit(local[0], capsys)
     assert code == 0, out
-    assert "v2: " in out and "equal" in out
+    assert "v2: " in out and "(version checksums): equal" in out  # as wholes: the versions' checksums agree
+    code, out = verify_exit(local[0], capsys, "--items")
+    assert code == 0, out
+    assert "v2: " in out and "(listing): equal" in out  # item by item, as asked
     changed = change_behind_the_back("CIELTEST")
     code, out = verify_exit(local[0], capsys)
     assert code == 1, out
+    assert "(listing): 1 difference" in out  # the version's checksums differ: compared item by item
     assert f"changed       concept {changed}:" in out
     assert "NOT EQUAL" in out
 

@@ -1,8 +1,9 @@
 """``manage.py verify ID``: is the mirror equal to its upstream? Exit 0 when it is, 1 when not.
 
 Compares, by OCL checksums, every version the mirror holds of the subscription's repository (and
-HEAD when the subscription follows it) with the upstream's (``mirror/verify.py``), and prints
-each difference: missing here, missing there, or changed, with the item's list, id, and both
+HEAD when the subscription follows it) with the upstream's (``mirror/verify.py``): as a whole
+first (the versions' checksums), item by item where those differ (or always, with ``--items``),
+and prints each difference: missing here, missing there, or changed, with the item's list, id, and both
 sides' version ids and checksums. Exit 2 when the comparison could not be made (upstream down,
 a version not held here).
 """
@@ -34,6 +35,11 @@ class Command(BaseCommand):
             "--only", action="append", dest="versions", metavar="VERSION", help="only this version (repeatable)"
         )
         parser.add_argument("--show", type=int, default=1000, help="differences printed per version (default 1000)")
+        parser.add_argument(
+            "--items",
+            action="store_true",
+            help="compare item by item even where a version's checksums equal the upstream's",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         subscription = Subscription.objects.filter(pk=options["id"]).first()
@@ -43,7 +49,7 @@ class Command(BaseCommand):
         try:
             upstream = Upstream(subscription.url, subscription.token(), timeout=settings.MIRROR_TIMEOUT)
             try:
-                comparisons = verify(subscription, upstream, options["versions"])
+                comparisons = verify(subscription, upstream, options["versions"], items=options["items"])
             finally:
                 upstream.close()
         except (UpstreamError, SubscriptionError) as exc:
