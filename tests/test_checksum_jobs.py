@@ -160,3 +160,25 @@ def test_a_rolled_back_import_queues_nothing(redis_conn, tmp_path):
         import_file(damaged)
     assert rows_without_checksums() == 0
     assert queued_job_ids() == []
+
+
+def test_a_job_that_stored_many_rows_checksums_vacuums_the_item_tables_it_rewrote(redis_conn, monkeypatch):
+    from django.db import connection
+
+    def vacuumed() -> dict[str, object]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, last_vacuum, last_analyze FROM pg_stat_user_tables "
+                "WHERE relname IN ('repos_conceptversion', 'repos_mappingversion')"
+            )
+            return {name: (vacuum, analyze) for name, vacuum, analyze in cursor.fetchall()}
+
+    monkeypatch.setattr(checksum_jobs, "VACUUM_AFTER_ROWS", 1000)  # the CIEL subset's 6,843 rows count as many
+    before = vacuumed()
+    import_file(CIEL[0])
+    work()
+    assert rows_without_checksums() == 0
+    after = vacuumed()
+    for table in ("repos_conceptversion", "repos_mappingversion"):
+        vacuum, analyze = after[table]
+        assert vacuum is not None and vacuum != before[table][0] and analyze is not None
