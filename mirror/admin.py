@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from ocl_export.console import run_action
+from console.actions import run_action
 
 from .jobs import schedule, unschedule
 from .models import Subscription

@@ -2,7 +2,7 @@
 
 A row's fields are the state machine's (``models.Export``), written by the jobs alone, so the
 console shows them and never edits them. Its actions go through the API's own functions,
-one export at a time (``console.run_action``); cancel is ``ocl_export.cancel``'s, as the API's
+one export at a time (``console.actions.run_action``); cancel is ``ocl_export.cancel``'s, as the API's
 DELETE of an export under way.
 """
 
@@ -16,10 +16,11 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from rest_framework.exceptions import PermissionDenied
 
+from console.access import may_use_console
+from console.actions import run_action
 from repos.models import Repository
 
 from .cancel import cancel_export
-from .console import may_use_console, run_action
 from .deletion import delete_export
 from .jobs import queue_export
 from .models import Export, ExportState

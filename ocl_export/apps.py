@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin.apps import SimpleAdminConfig
 from django.db.models.signals import post_delete
 
 
@@ -23,13 +22,3 @@ class OclExportConfig(AppConfig):
         version_created.connect(export_new_version, dispatch_uid="ocl_export.export_new_version")
         post_delete.connect(delete_archive, sender=Export, dispatch_uid="ocl_export.delete_archive")
         JOB_ARGUMENT_FIELDS[JOB_FUNCTION] = "export_id"
-
-
-class ConsoleConfig(SimpleAdminConfig):
-    """Django's admin with the console's site (``console.ConsoleSite``: repository admins too).
-
-    Its pages are found when the project's URLs load (``urls.py`` calls ``admin.autodiscover()``),
-    not in every process: django-rq's admin module creates a Prometheus summary when imported,
-    which would leave a metrics file behind every manage.py command and RQ worker."""
-
-    default_site = "ocl_export.console.ConsoleSite"

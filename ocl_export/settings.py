@@ -40,8 +40,8 @@ if env_bool("USE_X_FORWARDED_PROTO", False):
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 
 INSTALLED_APPS = [
-    # the admin console (ocl_export/console.py says what it is for): Django's admin, its own site
-    "ocl_export.apps.ConsoleConfig",
+    # the admin console (console/ says what it is for): Django's admin, its own site
+    "console.apps.ConsoleConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,9 +68,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     # the admin console's static files, sessions, CSRF, users and messages, run for its own pages
-    # and for requests carrying a session cookie only (ocl_export/console.py): API clients send a
+    # and for requests carrying a session cookie only (console/middleware.py): API clients send a
     # token and no cookie, and skip them
-    "ocl_export.console.ConsoleMiddleware",
+    "console.middleware.ConsoleMiddleware",
     # anonymous reads are counted before the kept answers, which would otherwise skip any limit
     "ocl_export.throttling.AnonymousReadLimitMiddleware",
     # innermost: an answer kept from an earlier request skips resolution and the view
@@ -100,7 +100,7 @@ TEMPLATES = [
     }
 ]
 # Staff (is_staff) run the service: in the console they may do everything the API lets them do.
-AUTHENTICATION_BACKENDS = ["ocl_export.console.StaffBackend"]
+AUTHENTICATION_BACKENDS = ["console.access.StaffBackend"]
 STATIC_URL = "/static/"
 # `manage.py collectstatic` writes the admin's files there (the Dockerfile does) and whitenoise
 # serves them; unset, whitenoise serves them from the installed apps themselves (make run, tests).

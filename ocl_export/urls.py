@@ -34,7 +34,7 @@ urlpatterns = [
         name="openapi",
     ),
     path("", include("operations.urls")),
-    # the admin console for staff (ocl_export/console.py); django-rq's queue pages live inside it
+    # the admin console for staff (console/); django-rq's queue pages live inside it
     # (/admin/django_rq/dashboard/). Its URLs end with a slash, as the admin's own links do.
     path("admin/", admin.site.urls),
     path("admin", RedirectView.as_view(url="/admin/")),  # typed by hand; APPEND_SLASH is off

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"jobqueue", "serving"},
     {"read_cache"},
     {"repos"},
+    {"console"},
     {"ocl_export"},
     {"mirror", "operations"},
 ]
