@@ -17,7 +17,7 @@ handler403 = "foundation.errors.json_403"
 handler404 = "foundation.errors.json_404"
 handler500 = "foundation.errors.json_500"
 
-# The console's pages (ocl_export.apps.ConsoleConfig says why here, in the web processes only).
+# The console's pages (console.apps.ConsoleConfig says why here, in the web processes only).
 # django-rq's pages bring a Prometheus summary of their own, made when its module is imported:
 # it stays in this process's memory, not in /metrics' files (observability.metrics says why).
 with metrics.kept_in_process():
