@@ -117,3 +117,9 @@ def big_version(org: object, concepts: int, version_id: str = "v1") -> Repositor
             [source.pk, now, now, now, concepts, head.pk],
         )
     return make_version(source, version_id)
+
+
+def stored_keys(s3_bucket: tuple) -> list[str]:
+    """The keys of every object in the test's S3 bucket."""
+    client, bucket = s3_bucket
+    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]

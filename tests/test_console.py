@@ -11,17 +11,12 @@ from rq.registry import ScheduledJobRegistry
 from jobqueue.queue import work_queue
 from mirror.models import Subscription
 from ocl_export.models import Export, ExportState
-from tests.export_support import EXPORT_URL, ciel_v1, queued_job_ids, the_export, work
+from tests.export_support import EXPORT_URL, ciel_v1, queued_job_ids, stored_keys, the_export, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXPORTS = "/admin/ocl_export/export/"
 SUBSCRIPTIONS = "/admin/mirror/subscription/"
-
-
-def stored_keys(s3_bucket: tuple) -> list[str]:
-    client, bucket = s3_bucket
-    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 @pytest.fixture

@@ -7,14 +7,9 @@ from django.utils import timezone
 
 from ocl_export.models import Export, ExportState, RedeemedLocation
 from repos.models import RepositoryVersion
-from tests.export_support import EXPORT_URL, ciel_v1, the_export, work
+from tests.export_support import EXPORT_URL, ciel_v1, stored_keys, the_export, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def stored_keys(s3_bucket: tuple) -> list[str]:
-    client, bucket = s3_bucket
-    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 @pytest.fixture

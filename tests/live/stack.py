@@ -443,3 +443,12 @@ class LiveStack:
             f"    Membership.objects.get_or_create(organization=organization, user=user, defaults={{'role': {role!r}}})\n"
         )
         return token
+
+
+def listening(stack: LiveStack) -> int:
+    """Web workers whose read cache listens for changes (so answers are kept)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND query IN ('LISTEN read_cache', 'SELECT 1')"
+        ).fetchone()[0]

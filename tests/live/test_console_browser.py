@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from tests.conftest import FIXTURES
-from tests.live.stack import LiveStack, wait_until
+from tests.live.stack import LiveStack, listening, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -57,15 +57,6 @@ def stack() -> Iterator[LiveStack]:
         )
         wait_until(lambda: listening(stack) == stack.web_workers, 30, what="every web worker's read cache")
         yield stack
-
-
-def listening(stack: LiveStack) -> int:
-    """Web workers whose read cache listens for changes (so answers are kept)."""
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND query IN ('LISTEN read_cache', 'SELECT 1')"
-        ).fetchone()[0]
 
 
 def one_value(stack: LiveStack, sql: str) -> object:

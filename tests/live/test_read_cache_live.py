@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import FIXTURES
-from tests.live.stack import LiveStack, wait_until
+from tests.live.stack import LiveStack, listening, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -57,14 +57,6 @@ def rename_unheard(stack: LiveStack, name: str) -> None:
         f"UPDATE repos_repository SET name = '{name}' WHERE mnemonic = 'CIELTEST'; "
         "ALTER TABLE repos_repository ENABLE TRIGGER read_cache_notify; COMMIT",
     )
-
-
-def listening(stack: LiveStack) -> int:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND query IN ('LISTEN read_cache', 'SELECT 1')"
-        ).fetchone()[0]
 
 
 def cached_stack(web_workers: int) -> Iterator[LiveStack]:

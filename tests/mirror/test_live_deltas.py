@@ -50,15 +50,6 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db]
 LATER = "2016-01-04T10:00:00Z"
 
 
-@pytest.fixture
-def fast_retries(settings):
-    settings.MIRROR_ATTEMPTS = 2
-    settings.MIRROR_BACKOFF = 0
-    settings.MIRROR_TIMEOUT = 30
-    settings.MIRROR_EXPORT_WAIT = 180
-    return settings
-
-
 def changed_source(directory: Path, name: str, edits: int = 3) -> Path:
     """CIELTEST with names edited, one concept retired and two new mappings, stamped later."""
     data = json.loads(zipfile.ZipFile(CIELTEST).read("export.json"))
@@ -160,7 +151,7 @@ def stacks(request, s3_server: str, tmp_path: Path) -> Iterator[tuple[LiveStack,
 
 
 def test_a_release_reaches_a_mirror_and_its_mirror_as_a_delta_proven_by_sha256(
-    stacks, s3_bucket, fast_retries, monkeypatch, tmp_path: Path, capsys
+    stacks, s3_bucket, live_retries, monkeypatch, tmp_path: Path, capsys
 ) -> None:
     upstream, mirror, upstream_token, mirror_token = stacks
     monkeypatch.setenv(TOKEN_ENV, mirror_token)
@@ -257,7 +248,7 @@ def tamper_delta(stack: LiveStack, version: str, base: str, token: str, director
 
 
 def test_a_delta_cut_off_or_damaged_leaves_nothing_and_the_next_run_converges(
-    upstream: LiveStack, s3_bucket, fast_retries, monkeypatch, tmp_path: Path
+    upstream: LiveStack, s3_bucket, live_retries, monkeypatch, tmp_path: Path
 ) -> None:
     release_source(upstream, CIELTEST, "v2015-03-13", "v1")
     token = upstream.make_user("mirrorbot", admin_of="CIELTEST")

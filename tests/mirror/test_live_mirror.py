@@ -47,15 +47,6 @@ LATER = "2016-01-04T10:00:00Z"
 EVERYTHING_QUERY = "?includeConcepts=true&includeMappings=true&includeRetired=true&limit=0"
 
 
-@pytest.fixture
-def fast_retries(settings):
-    settings.MIRROR_ATTEMPTS = 2
-    settings.MIRROR_BACKOFF = 0
-    settings.MIRROR_TIMEOUT = 20
-    settings.MIRROR_EXPORT_WAIT = 120
-    return settings
-
-
 def changed_copy(directory: Path) -> tuple[Path, set[str]]:
     """CIELTEST with three names edited, one concept retired and two new mappings, stamped later."""
     import zipfile
@@ -159,7 +150,7 @@ def upstream(request, s3_server: str) -> Iterator[LiveStack]:
 
 
 def test_a_mirror_follows_an_upstream_release_by_release(
-    upstream: LiveStack, s3_bucket, fast_retries, monkeypatch, tmp_path: Path
+    upstream: LiveStack, s3_bucket, live_retries, monkeypatch, tmp_path: Path
 ) -> None:
     profile = upstream.extra_env["OCL_COMPAT"]
     release(upstream, CIELTEST, "v2015-03-13", "v1")

@@ -42,15 +42,6 @@ EVERYTHING_QUERY = "?includeConcepts=true&includeMappings=true&includeRetired=tr
 TOKEN_ENV = "UPSTREAM_TOKEN"
 
 
-@pytest.fixture
-def fast_retries(settings):
-    settings.MIRROR_ATTEMPTS = 2
-    settings.MIRROR_BACKOFF = 0
-    settings.MIRROR_TIMEOUT = 30
-    settings.MIRROR_EXPORT_WAIT = 180
-    return settings
-
-
 def collection_file(directory: Path, version: str, count: int, created_on: str, released: bool) -> Path:
     """A version of the collection holding the first ``count`` of six CIELTEST concepts."""
     concepts = json.loads(zipfile.ZipFile(CIELTEST).read("export.json"))["concepts"][:6][:count]
@@ -141,7 +132,7 @@ def local_export_sha256(version: str, fmt: str) -> str:
 
 
 def test_removed_references_reach_a_mirror_and_its_mirror_in_one_sync(
-    stacks, s3_bucket, fast_retries, monkeypatch, tmp_path: Path
+    stacks, s3_bucket, live_retries, monkeypatch, tmp_path: Path
 ) -> None:
     upstream, mirror, upstream_token, mirror_token = stacks
     monkeypatch.setenv(TOKEN_ENV, mirror_token)
