@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from repos.checksums import as_dict, combined, item_checksums
 from repos.copy_out import copy_joined
@@ -25,6 +25,7 @@ from repos.models import RepositoryVersion
 from repos.representation.body import COPY_BLOCK
 from repos.representation.encoding import dumps
 from repos.representation.items import CONCEPTS, MAPPINGS, ItemKind, item_sql, member_id_range, rendered_text
+from repos.representation.rendering import update_rows
 
 KINDS = (CONCEPTS, MAPPINGS)
 
@@ -238,21 +239,5 @@ def pending(version: RepositoryVersion) -> int:
 
 
 def _store(kind: ItemKind, updates: list[tuple[str, str, int]]) -> None:
-    """``(standard, smart, id)`` rows onto their items: COPY and one UPDATE on PostgreSQL."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.executemany(
-                f"UPDATE {kind.table} SET checksum_standard = %s, checksum_smart = %s WHERE id = %s", updates
-            )
-            return
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS item_checksums "
-            "(checksum_standard text, checksum_smart text, id bigint) ON COMMIT DROP"
-        )
-        with cursor.cursor.copy("COPY item_checksums FROM STDIN") as copy:
-            for row in updates:
-                copy.write_row(row)
-        cursor.execute(
-            f"UPDATE {kind.table} AS i SET checksum_standard = c.checksum_standard, checksum_smart = c.checksum_smart "
-            "FROM item_checksums AS c WHERE i.id = c.id"
-        )
+    """``(standard, smart, id)`` rows onto their items."""
+    update_rows(kind, "item_checksums", ("checksum_standard", "checksum_smart"), updates)

@@ -66,31 +66,34 @@ def render_pending(kind: ItemKind, batch_size: int = 5000, on_batch: Callable[[i
             on_batch(len(updates))  # a sign of life for whoever waits (an export's heartbeat)
 
 
+RENDERING = ("json_head", "json_tail", "json_size", "checksum_standard", "checksum_smart")
+
+
 def _store_renderings(kind: ItemKind, updates: list[tuple[str, str, int, str, str, int]]) -> None:
-    """Write ``(head, tail, size, standard, smart, id)`` rows: COPY and one UPDATE on PostgreSQL,
-    else row by row."""
+    """Write ``(head, tail, size, standard, smart, id)`` rows."""
+    update_rows(kind, "rendered_items", RENDERING, updates)
+
+
+def update_rows(kind: ItemKind, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Rows of ``(*columns, id)`` values onto their items: COPY into the temporary ``table``
+    (typed as the item table's columns; one name per set of columns) and one UPDATE on
+    PostgreSQL, a batch of thousands in one statement; row by row elsewhere."""
     # atomic: the temporary table lives until the end of this transaction, even in autocommit
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor != "postgresql":
-            cursor.executemany(
-                f"UPDATE {kind.table} SET json_head = %s, json_tail = %s, json_size = %s, "
-                "checksum_standard = %s, checksum_smart = %s WHERE id = %s",
-                updates,
-            )
+            assignments = ", ".join(f"{column} = %s" for column in columns)
+            cursor.executemany(f"UPDATE {kind.table} SET {assignments} WHERE id = %s", rows)
             return
         cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS rendered_items (json_head text, json_tail text, "
-            "json_size integer, checksum_standard text, checksum_smart text, id bigint) ON COMMIT DROP"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ON COMMIT DROP AS "
+            f"SELECT {', '.join(columns)}, id FROM {kind.table} WITH NO DATA"
         )
-        with cursor.cursor.copy("COPY rendered_items FROM STDIN") as copy:
-            for row in updates:
+        with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
                 copy.write_row(row)
-        cursor.execute(
-            f"UPDATE {kind.table} AS i SET json_head = r.json_head, json_tail = r.json_tail, json_size = r.json_size, "
-            "checksum_standard = r.checksum_standard, checksum_smart = r.checksum_smart "
-            "FROM rendered_items AS r WHERE i.id = r.id"
-        )
-        cursor.execute("TRUNCATE rendered_items")
+        assignments = ", ".join(f"{column} = u.{column}" for column in columns)
+        cursor.execute(f"UPDATE {kind.table} AS i SET {assignments} FROM {table} AS u WHERE i.id = u.id")
+        cursor.execute(f"TRUNCATE {table}")
 
 
 def render_all_pending(on_batch: Callable[[int], None] | None = None) -> int:
